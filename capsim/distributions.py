@@ -1,0 +1,275 @@
+"""One-way latency and duration distributions, as specs and as numpy samplers.
+
+A distribution is written ``{dist: NAME, ...}`` in a scenario, or as a bare duration for a
+constant (``5ms``). Every distribution takes an optional ``shift`` added to each draw (a
+fixed propagation delay, such as 75 ms across a WAN). All values are seconds.
+
+============  ==========================  =================================================
+name          parameters                  a draw
+============  ==========================  =================================================
+constant      ``value``                   ``value``
+uniform       ``low``, ``high``           uniform on [low, high)
+exponential   ``mean`` or ``rate``        exponential with that mean (rate = 1 / mean)
+lognormal     ``median``, ``sigma``       ``median * exp(sigma * Z)``, Z standard normal
+pareto        ``xm``, ``alpha``           ``xm / U ** (1 / alpha)``, U uniform on (0, 1]
+mixture       ``components``              one component, chosen by ``weight``, then its draw
+============  ==========================  =================================================
+
+Samplers draw in numpy blocks; :func:`draws` turns one into an endless iterator of floats
+so that the network pays one ``next()`` per message, not one numpy call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BeforeValidator, Field, model_validator
+
+from capsim.schema import (
+    FiniteFloat,
+    NonNegativeDuration,
+    PositiveDuration,
+    PositiveRate,
+    spec,
+    to_data,
+)
+
+__all__ = [
+    "Constant",
+    "Uniform",
+    "Exponential",
+    "Lognormal",
+    "Pareto",
+    "Mixture",
+    "Distribution",
+    "DISTRIBUTIONS",
+    "draws",
+    "mean_of",
+]
+
+
+@spec
+class Constant:
+    """Always ``value`` (plus ``shift``)."""
+
+    value: NonNegativeDuration
+    shift: NonNegativeDuration = 0.0
+    dist: Literal["constant"] = Field(default="constant", repr=False)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.full(n, self.value + self.shift)
+
+    def mean(self) -> float:
+        return self.value + self.shift
+
+
+@spec
+class Uniform:
+    """Uniform on [``low``, ``high``) (plus ``shift``)."""
+
+    low: NonNegativeDuration
+    high: NonNegativeDuration
+    shift: NonNegativeDuration = 0.0
+    dist: Literal["uniform"] = Field(default="uniform", repr=False)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must not be below low ({self.low})")
+        return self
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.uniform(self.low, self.high, n) + self.shift
+
+    def mean(self) -> float:
+        return (self.low + self.high) / 2 + self.shift
+
+
+@spec
+class Exponential:
+    """Exponential with mean ``mean`` seconds (give ``mean`` or ``rate``, per second)."""
+
+    mean_s: PositiveDuration = Field(default=None, alias="mean")  # type: ignore[assignment]
+    rate: PositiveRate | None = None
+    shift: NonNegativeDuration = 0.0
+    dist: Literal["exponential"] = Field(default="exponential", repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_of(cls, data: Any):
+        if isinstance(data, dict):
+            has_mean = data.get("mean", data.get("mean_s")) is not None
+            has_rate = data.get("rate") is not None
+            if has_mean == has_rate:
+                raise ValueError("give exactly one of 'mean' or 'rate'")
+            if has_rate:
+                data = dict(data)
+                data["mean"] = 1.0 / float(_rate(data.pop("rate")))
+        return data
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.exponential(self.mean_s, n) + self.shift
+
+    def mean(self) -> float:
+        return self.mean_s + self.shift
+
+    def __repr__(self) -> str:
+        extra = f", shift={self.shift!r}" if self.shift else ""
+        return f"Exponential(mean={self.mean_s!r}{extra})"
+
+    def _to_data(self) -> dict:
+        return {"dist": "exponential", "mean": self.mean_s, "shift": self.shift}
+
+
+def _rate(value: Any) -> float:
+    from capsim.units import parse_rate
+
+    rate = parse_rate(value)
+    if not rate > 0:
+        raise ValueError(f"rate must be greater than zero, got {value!r}")
+    return rate
+
+
+@spec
+class Lognormal:
+    """``median * exp(sigma * Z)`` with Z standard normal (plus ``shift``)."""
+
+    median: PositiveDuration
+    sigma: Annotated[FiniteFloat, Field(ge=0)]
+    shift: NonNegativeDuration = 0.0
+    dist: Literal["lognormal"] = Field(default="lognormal", repr=False)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.median * np.exp(self.sigma * rng.standard_normal(n)) + self.shift
+
+    def mean(self) -> float:
+        return self.median * math.exp(self.sigma**2 / 2) + self.shift
+
+
+@spec
+class Pareto:
+    """Pareto with scale ``xm`` and shape ``alpha``: ``xm / U ** (1 / alpha)`` (plus ``shift``)."""
+
+    xm: PositiveDuration
+    alpha: Annotated[FiniteFloat, Field(gt=0)]
+    shift: NonNegativeDuration = 0.0
+    dist: Literal["pareto"] = Field(default="pareto", repr=False)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        u = 1.0 - rng.random(n)  # in (0, 1], so no division by zero
+        return self.xm / u ** (1.0 / self.alpha) + self.shift
+
+    def mean(self) -> float:
+        if self.alpha <= 1:
+            return math.inf
+        return self.alpha * self.xm / (self.alpha - 1) + self.shift
+
+
+def _shorthand(value: Any) -> Any:
+    """A bare duration (``5ms``, ``0.002``) means a constant distribution."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+def _flatten_components(value: Any) -> Any:
+    """Accept ``[{weight: w, dist: ..., ...}]`` or ``[(w, dist)]`` and give ``((w, dist), ...)``."""
+    if not isinstance(value, list | tuple):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, dict):
+            item = dict(item)
+            if "weight" not in item:
+                raise ValueError("every mixture component needs a 'weight'")
+            weight = item.pop("weight")
+            out.append((weight, item))
+        else:
+            out.append(item)
+    return out
+
+
+@spec
+class Mixture:
+    """A weighted mixture: a component is chosen with probability ``weight``, then drawn.
+
+    Weights must be positive and add up to 1 (within 1e-6).
+    """
+
+    components: Annotated[
+        tuple[tuple[Annotated[FiniteFloat, Field(gt=0)], "Distribution"], ...],
+        BeforeValidator(_flatten_components),
+        Field(min_length=1),
+    ]
+    shift: NonNegativeDuration = 0.0
+    dist: Literal["mixture"] = Field(default="mixture", repr=False)
+
+    @model_validator(mode="after")
+    def _weights(self):
+        total = sum(w for w, _ in self.components)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"mixture weights must add up to 1, they add up to {total:g}")
+        return self
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        weights = np.array([w for w, _ in self.components])
+        choice = rng.choice(len(self.components), size=n, p=weights / weights.sum())
+        out = np.empty(n)
+        for i, (_, component) in enumerate(self.components):
+            mask = choice == i
+            count = int(mask.sum())
+            if count:
+                out[mask] = component.sample(rng, count)
+        return out + self.shift
+
+    def mean(self) -> float:
+        return sum(w * c.mean() for w, c in self.components) + self.shift
+
+    def _to_data(self) -> dict:
+        return {
+            "dist": "mixture",
+            "components": [{"weight": w, **to_data(c)} for w, c in self.components],
+            "shift": self.shift,
+        }
+
+
+Distribution = Annotated[
+    Annotated[
+        Constant | Uniform | Exponential | Lognormal | Pareto | Mixture,
+        Field(discriminator="dist"),
+    ],
+    BeforeValidator(_shorthand),
+]
+
+#: Distribution kinds by the name used in scenario files.
+DISTRIBUTIONS: dict[str, type] = {
+    "constant": Constant,
+    "uniform": Uniform,
+    "exponential": Exponential,
+    "lognormal": Lognormal,
+    "pareto": Pareto,
+    "mixture": Mixture,
+}
+
+# Mixture refers to Distribution, which is defined after it.
+from pydantic.dataclasses import rebuild_dataclass  # noqa: E402
+
+rebuild_dataclass(Mixture)
+
+
+def draws(dist: Any, rng: np.random.Generator, block: int = 4096) -> Iterator[float]:
+    """Yield draws of ``dist`` forever, sampled ``block`` at a time from ``rng``."""
+    if isinstance(dist, Constant):
+        value = dist.value + dist.shift
+        while True:
+            yield value
+    while True:
+        yield from dist.sample(rng, block).tolist()
+
+
+def mean_of(dist: Any) -> float:
+    """The distribution's mean in seconds (infinity for a Pareto with alpha <= 1)."""
+    return dist.mean()

@@ -1,0 +1,340 @@
+"""The network between containers: latency, loss, duplication, FIFO channels, partitions.
+
+Latency is one-way and drawn per message from the distribution for the message's kind and
+link class (same zone or cross zone). A client sits beside its home container: the client
+leg (client to home container and back) has its own distribution, zero by default because
+latency there hides anomalies rather than revealing them; a client's message to or from
+another container adds that link's latency (kinds ``client`` and ``client_reply``). Draws come in numpy
+blocks from named streams, one stream per (link class, kind), so a new kind shifts nothing.
+
+Partitions are directional: a *cut* ``(a, b)`` means messages from ``a`` do not reach
+``b``. Overlapping partitions stack (a pair is reachable again once every partition that
+cut it has ended). Reachability is checked twice: when a message is sent and when it
+arrives. So a message already in flight when a partition starts is dropped if it arrives
+while the partition is in force, as with a firewall rule at the receiver; a message sent
+during a partition is dropped and is not delivered after the heal, as with a datagram.
+Retransmission is the protocol's business. A message that arrives at a crashed container
+is dropped, except that a client's request is refused (the client sees a definite
+``unavailable`` failure, as with a refused connection).
+
+With ``fifo`` each ordered pair of containers behaves like a TCP connection: a message
+never arrives before one sent earlier on the same pair. Without it, messages reorder as
+their latencies vary. Counters: ``sent``, ``delivered``, ``dropped`` (with reasons) and
+``duplicated`` (extra copies delivered or dropped).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from capsim.distributions import draws
+from capsim.scenario import NetworkSpec
+from capsim.sim.engine import NORMAL, Engine
+
+__all__ = ["Network", "Message", "CLIENT", "CLIENT_REPLY", "DROP_REASONS"]
+
+CLIENT = "client"
+CLIENT_REPLY = "client_reply"
+DROP_REASONS = ("partition", "loss", "down")
+_DELIVERED = 0
+_DROP_CODE = {"partition": 1, "loss": 2, "down": 3}
+
+
+class Message:
+    """A message between containers.
+
+    Policies read ``src``, ``dst`` (container ids), ``kind`` (a short string such as
+    ``"write"`` or ``"ack"``, which also selects the latency distribution), ``body``
+    (anything; treat it as immutable once sent), ``id`` (unique in the run), ``reply_to``
+    (the id of the message this answers, or ``None``) and ``sent_at`` (simulated seconds).
+    """
+
+    __slots__ = (
+        "src",
+        "dst",
+        "kind",
+        "body",
+        "id",
+        "reply_to",
+        "shard",
+        "sent_at",
+        "callbacks",
+        "_ok",
+        "_src_i",
+        "_dst_c",
+        "_client",
+        "_code",
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(id={self.id}, src={self.src!r}, dst={self.dst!r}, kind={self.kind!r}, "
+            f"body={self.body!r}, reply_to={self.reply_to!r})"
+        )
+
+
+class Network:
+    """Carries messages between containers; see the module docstring for the semantics."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        spec: NetworkSpec,
+        containers: list,
+        *,
+        record: bool = False,
+    ):
+        self.engine = engine
+        self.spec = spec
+        self.containers = containers
+        n = len(containers)
+        # cut[a][b] counts the partitions in force that stop a reaching b.
+        self.cut = [[0] * n for _ in range(n)]
+        self.cut_pairs = 0
+        self.cut_version = 0
+        self.link_class = [
+            [0 if a.zone == b.zone else 1 for b in containers] for a in containers
+        ]
+        self._samplers: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        self._default = (
+            draws(spec.latency.same_zone, engine.stream("network.latency.same_zone")),
+            draws(spec.latency.cross_zone, engine.stream("network.latency.cross_zone")),
+        )
+        self._client = draws(spec.latency.client, engine.stream("network.latency.client"))
+        for kind, by_class in spec.latency.kinds.items():
+            for cls, dist in ((0, by_class.same_zone), (1, by_class.cross_zone)):
+                if dist is not None:
+                    name = "same_zone" if cls == 0 else "cross_zone"
+                    self._samplers[cls][kind] = draws(
+                        dist, engine.stream(f"network.latency.{name}.{kind}")
+                    )
+        self._loss = spec.loss
+        self._dup = spec.duplicate
+        self._loss_draws = _uniforms(engine, "network.loss") if spec.loss > 0 else None
+        self._dup_draws = _uniforms(engine, "network.duplicate") if spec.duplicate > 0 else None
+        self._fifo_last: dict[int, float] | None = {} if spec.fifo else None
+        self._kinds: dict[str, int] = {}
+        self._next_id = 0
+        self.sent = 0
+        self.delivered = 0
+        self.duplicated = 0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.record = record
+        self.log: list[tuple] = []
+        self._times = engine.trace_times
+        self._codes = engine.trace_codes
+        self._env = engine.env
+
+    # -- sending -------------------------------------------------------------------------
+
+    def new_message(self, src: str, dst: str, kind: str, body: Any, shard: int) -> Message:
+        """A message with a fresh id, not yet sent."""
+        msg = Message()
+        msg.src = src
+        msg.dst = dst
+        msg.kind = kind
+        msg.body = body
+        self._next_id += 1
+        msg.id = self._next_id
+        msg.reply_to = None
+        msg.shard = shard
+        msg._client = None
+        return msg
+
+    def transmit(self, msg: Message, src_c, dst_c, client_leg: bool = False) -> None:
+        """Send ``msg`` from container ``src_c`` to container ``dst_c``."""
+        self.sent += 1
+        env = self._env
+        now = env._now
+        msg.sent_at = now
+        src_i = src_c.idx
+        dst_i = dst_c.idx
+        msg._src_i = src_i
+        msg._dst_c = dst_c
+        kind = msg.kind
+        code = self._kinds.get(kind)
+        if code is None:
+            code = self._kinds[kind] = len(self._kinds)
+        msg._code = (src_i << 32) | (dst_i << 16) | code
+        if self.cut_pairs and self.cut[src_i][dst_i]:
+            self._drop(msg, "partition")
+            return
+        if self._loss_draws is not None and next(self._loss_draws) < self._loss:
+            self._drop(msg, "loss")
+            return
+        if client_leg:
+            # The client sits beside its home container: the client leg, then the link
+            # from the home container to the node if they differ.
+            delay = next(self._client)
+            if src_i != dst_i:
+                cls = self.link_class[src_i][dst_i]
+                sampler = self._samplers[cls].get(kind)
+                delay += next(sampler if sampler is not None else self._default[cls])
+        else:
+            cls = self.link_class[src_i][dst_i]
+            sampler = self._samplers[cls].get(kind)
+            delay = next(sampler if sampler is not None else self._default[cls])
+            if self._fifo_last is not None:
+                pair = src_i * 65536 + dst_i
+                arrival = now + delay
+                last = self._fifo_last.get(pair, 0.0)
+                if arrival < last:
+                    arrival = last
+                    delay = arrival - now
+                self._fifo_last[pair] = arrival
+        msg.callbacks = [self._deliver]
+        msg._ok = True
+        self.engine.events += 1
+        env.schedule(msg, NORMAL, delay)
+        if self._dup_draws is not None and next(self._dup_draws) < self._dup:
+            self._duplicate(msg, client_leg)
+
+    def _duplicate(self, msg: Message, client_leg: bool) -> None:
+        copy = Message()
+        for slot in ("src", "dst", "kind", "body", "id", "reply_to", "shard", "sent_at"):
+            setattr(copy, slot, getattr(msg, slot))
+        copy._src_i = msg._src_i
+        copy._dst_c = msg._dst_c
+        copy._client = msg._client
+        copy._code = msg._code
+        self.duplicated += 1
+        if client_leg:
+            delay = next(self._client)
+            if msg._src_i != msg._dst_c.idx:
+                cls = self.link_class[msg._src_i][msg._dst_c.idx]
+                sampler = self._samplers[cls].get(msg.kind)
+                delay += next(sampler if sampler is not None else self._default[cls])
+        else:
+            cls = self.link_class[msg._src_i][msg._dst_c.idx]
+            sampler = self._samplers[cls].get(msg.kind)
+            delay = next(sampler if sampler is not None else self._default[cls])
+            if self._fifo_last is not None:
+                pair = msg._src_i * 65536 + msg._dst_c.idx
+                arrival = max(self._env._now + delay, self._fifo_last.get(pair, 0.0))
+                delay = arrival - self._env._now
+                self._fifo_last[pair] = arrival
+        copy.callbacks = [self._deliver]
+        copy._ok = True
+        self.engine.events += 1
+        self._env.schedule(copy, NORMAL, delay)
+
+    # -- arriving ------------------------------------------------------------------------
+
+    def _deliver(self, msg: Message) -> None:
+        dst_c = msg._dst_c
+        if self.cut_pairs and self.cut[msg._src_i][dst_c.idx]:
+            self._drop(msg, "partition")
+            return
+        client = msg._client
+        if client is not None:
+            self._delivered(msg)
+            client.on_reply(msg)
+            return
+        if not dst_c.up:
+            self._drop(msg, "down")
+            if msg.kind == CLIENT:
+                dst_c.refuse(msg)
+            return
+        self._delivered(msg)
+        dst_c.receive(msg)
+
+    def _delivered(self, msg: Message) -> None:
+        self.delivered += 1
+        self._times.append(self._env._now)
+        self._codes.append(msg._code)
+        if self.record:
+            self._log(msg, "delivered")
+
+    def _drop(self, msg: Message, reason: str) -> None:
+        self.dropped[reason] += 1
+        self._times.append(self._env._now)
+        self._codes.append(msg._code | (_DROP_CODE[reason] << 48))
+        if self.record:
+            self._log(msg, f"dropped:{reason}")
+
+    def _log(self, msg: Message, outcome: str) -> None:
+        self.log.append(
+            (
+                msg.id,
+                msg.src,
+                msg.dst,
+                msg.kind,
+                _json_safe(msg.body),
+                msg.reply_to,
+                msg.shard,
+                msg.sent_at,
+                self._env._now,
+                outcome,
+            )
+        )
+
+    # -- partitions ----------------------------------------------------------------------
+
+    def add_cuts(self, pairs: list[tuple[int, int]]) -> None:
+        """Start cutting each ordered pair of container indices ``(a, b)``."""
+        self.cut_version += 1
+        for a, b in pairs:
+            if self.cut[a][b] == 0:
+                self.cut_pairs += 1
+            self.cut[a][b] += 1
+
+    def remove_cuts(self, pairs: list[tuple[int, int]]) -> None:
+        """Stop one cut of each ordered pair (undoes one :meth:`add_cuts`)."""
+        self.cut_version += 1
+        for a, b in pairs:
+            self.cut[a][b] -= 1
+            if self.cut[a][b] == 0:
+                self.cut_pairs -= 1
+
+    def reachable(self, a: int, b: int) -> bool:
+        """Whether messages from container index ``a`` currently reach ``b``."""
+        return not self.cut[a][b]
+
+    def counters(self) -> dict[str, Any]:
+        """The message counters for the summary."""
+        return {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "dropped": sum(self.dropped.values()),
+            "duplicated": self.duplicated,
+            "dropped_by_reason": dict(self.dropped),
+        }
+
+    def trace_records(self) -> list[dict[str, Any]]:
+        """The recorded messages (``record=True``) as dicts for ``messages.jsonl``."""
+        keys = (
+            "id",
+            "src",
+            "dst",
+            "kind",
+            "body",
+            "reply_to",
+            "shard",
+            "sent_at",
+            "time",
+            "outcome",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in self.log]
+
+
+def _uniforms(engine: Engine, name: str, block: int = 4096):
+    rng = engine.stream(name)
+    while True:
+        yield from rng.random(block).tolist()
+
+
+def _json_safe(value: Any) -> Any:
+    """A JSON-ready copy of a message body (falls back to ``repr`` for odd objects)."""
+    try:
+        return json.loads(json.dumps(value, default=_default))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return repr(value)

@@ -1,0 +1,360 @@
+"""The node API: the base class of every replication policy, built-in or your own.
+
+A policy is a subclass of :class:`Node`. capsim creates one instance per replica: per
+container and shard. The instance is the replica's *volatile* state: a crash throws it
+away, and a restart builds a new instance and calls :meth:`Node.on_start` again. Only
+``self.durable`` survives a crash. Everything a node does happens in callbacks, at instants
+of simulated time:
+
+* :meth:`on_start`: at boot and after every restart. Set up state and timers here.
+* :meth:`on_message`: a message from another replica of the same shard.
+* :meth:`on_client`: a client's request; answer it with :meth:`ok`, :meth:`fail` or
+  :meth:`redirect`, now or later. Leave it unanswered and the client times out.
+
+To act, a node calls :meth:`send`, :meth:`broadcast`, :meth:`rpc` (request and response,
+with a timeout), :meth:`reply`, :meth:`set_timer`, :meth:`sync` and :meth:`now` (its own
+clock, which clock faults shift). Measurement and invariant checks read a replica without
+sending messages, through :attr:`role`, :attr:`term`, :meth:`value_of` and
+:meth:`applied_log`: keep them current and free of side effects.
+
+A minimal policy, a single register on the first replica::
+
+    class Solo(capsim.Node):
+        def on_start(self):
+            self.data = self.durable.setdefault("data", {})
+
+        def on_client(self, req):
+            if self.id != self.peers[0]:
+                return self.redirect(req, self.peers[0])
+            if req.op == "read":
+                self.ok(req, self.data.get(req.key))
+            else:
+                self.data = {**self.data, req.key: req.value}
+                self.durable["data"] = self.data
+                self.ok(req, req.value)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from capsim.sim.network import CLIENT, CLIENT_REPLY, Message
+
+__all__ = ["Node", "Request", "Timer", "Durable", "DurableLog", "Message"]
+
+
+class Request:
+    """A client's operation as a node sees it.
+
+    ``op`` is ``"read"``, ``"write"``, ``"cas"`` or ``"add"``; ``key`` a string; ``value``
+    the value to write, the element to add, or for ``cas`` a tuple ``(expected, new)``.
+    ``id`` identifies the operation and stays the same when the client retries it, so a
+    policy can apply a retried write once. ``client`` is the client's name.
+    """
+
+    __slots__ = ("op", "key", "value", "id", "shard", "client", "attempt", "_client", "_f")
+
+    def __repr__(self) -> str:
+        return f"Request(id={self.id}, op={self.op!r}, key={self.key!r}, value={self.value!r})"
+
+
+class Timer:
+    """A pending timer; :meth:`cancel` stops it from firing."""
+
+    __slots__ = ("callbacks", "_ok", "node", "fn", "args", "cancelled")
+
+    def cancel(self) -> None:
+        """Stop the timer (a no-op if it has fired already)."""
+        self.cancelled = True
+
+
+def _fire(timer: Timer) -> None:
+    if timer.cancelled:
+        return
+    node = timer.node
+    if not node._alive:
+        return
+    container = node._container
+    if container.paused:
+        container.defer(timer)
+        return
+    timer.fn(*timer.args)
+
+
+class DurableLog:
+    """An append-only log in durable state (a write-ahead log): it survives crashes.
+
+    Supports ``append``, ``extend``, ``truncate(n)`` (keep the first ``n`` entries),
+    ``len``, indexing and slicing. Entries should be immutable values (tuples, numbers,
+    strings).
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: list[Any] = []
+
+    def append(self, entry: Any) -> int:
+        """Append ``entry``; returns its index."""
+        self._entries.append(entry)
+        return len(self._entries) - 1
+
+    def extend(self, entries: list[Any]) -> None:
+        self._entries.extend(entries)
+
+    def truncate(self, length: int) -> None:
+        """Drop every entry from index ``length`` on."""
+        del self._entries[length:]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):
+        return self._entries[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._entries)
+
+    def __repr__(self) -> str:
+        return f"DurableLog({len(self._entries)} entries)"
+
+
+class Durable:
+    """A replica's durable state: a dict, and named logs, that survive crashes.
+
+    Treat stored values as immutable: assign a new value rather than mutating one in
+    place (``self.durable["term"] = term + 1``), as a program rewrites a file. For data
+    that grows, use :meth:`log`, an append-only log.
+    """
+
+    __slots__ = ("_data", "_logs")
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._logs: dict[str, DurableLog] = {}
+
+    def log(self, name: str) -> DurableLog:
+        """The durable log called ``name`` (created empty on first use)."""
+        log = self._logs.get(name)
+        if log is None:
+            log = self._logs[name] = DurableLog()
+        return log
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def setdefault(self, key: str, default: Any) -> Any:
+        return self._data.setdefault(key, default)
+
+    def __repr__(self) -> str:
+        return f"Durable({self._data!r})"
+
+
+class Node:
+    """Base class of a replica's protocol; see the module docstring for the whole API.
+
+    Attributes set by capsim before :meth:`on_start` (read them, do not assign them):
+    ``id`` (this container's id, e.g. ``"n3"``), ``shard`` (the shard this replica
+    serves), ``peers`` (the ids of every replica of the shard, this one included, in
+    container order), ``zone``, ``params`` (the policy's parameters, with this container's
+    image version applied), ``durable`` (:class:`Durable`) and ``rng`` (a numpy generator,
+    this replica's own random stream, which continues across restarts).
+
+    Policy docstrings state their CAP claim: what the policy promises under a partition
+    and what it gives up.
+    """
+
+    #: The replica's role for measurement and role targets ("leader", "primary",
+    #: "follower", ...), or None if the policy has no roles.
+    role: str | None = None
+    #: The replica's term or epoch, or None if the policy has none.
+    term: int | None = None
+
+    # Bound by capsim (see _bind); declared for readers and type checkers.
+    id: str
+    shard: int
+    peers: tuple[str, ...]
+    zone: str
+    params: Any
+    durable: Durable
+
+    # -- hooks for the policy to override --------------------------------------------------
+
+    def on_start(self) -> None:
+        """Called at boot and after every restart, before any message or request."""
+
+    def on_message(self, msg: Message) -> None:
+        """Called for every message from another replica (including late rpc replies)."""
+
+    def on_client(self, req: Request) -> None:
+        """Called for every client request that reaches this replica.
+
+        The default refuses it, so a policy that serves clients must override this.
+        """
+        self.fail(req, "not-implemented")
+
+    def value_of(self, key: str) -> tuple[Any, Any]:
+        """Introspection: ``(value, version)`` this replica holds for ``key``.
+
+        ``value`` is what a read served here would return (``None`` if never written);
+        ``version`` any comparable version the policy keeps, or ``None``. Must not change
+        state or send messages. The default knows nothing and returns ``(None, None)``.
+        """
+        return (None, None)
+
+    def applied_log(self) -> list[Any] | None:
+        """Introspection: the commands this replica has applied, in order (or ``None``).
+
+        Used to check state-machine safety: no two replicas apply different commands at the
+        same position.
+        """
+        return None
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """This node's clock in seconds: simulated time as its container's clock reads it."""
+        return self._container.clock()
+
+    def send(self, dst: str, kind: str, body: Any = None) -> Message:
+        """Send ``body`` to replica ``dst`` of this shard as a message of ``kind``."""
+        msg = self._net.new_message(self.id, dst, kind, body, self.shard)
+        if self._alive:
+            self._net.transmit(msg, self._container, self._containers[dst])
+        return msg
+
+    def broadcast(self, kind: str, body: Any = None) -> None:
+        """Send ``body`` to every other replica of this shard."""
+        for peer in self.peers:
+            if peer != self.id:
+                self.send(peer, kind, body)
+
+    def reply(self, msg: Message, kind: str, body: Any = None) -> Message:
+        """Answer ``msg``: a message to its sender whose ``reply_to`` is ``msg.id``."""
+        out = self._net.new_message(self.id, msg.src, kind, body, self.shard)
+        out.reply_to = msg.id
+        if self._alive:
+            self._net.transmit(out, self._container, self._containers[msg.src])
+        return out
+
+    def rpc(
+        self,
+        dst: str,
+        kind: str,
+        body: Any,
+        on_reply: Callable[[Message], None],
+        *,
+        timeout: float | None = None,
+        on_timeout: Callable[[], None] | None = None,
+    ) -> Message:
+        """Send a request and call ``on_reply(reply)`` when the first reply arrives.
+
+        After ``timeout`` seconds of this node's clock without a reply, ``on_timeout()`` is
+        called instead and a later reply goes to :meth:`on_message`. A crash forgets every
+        pending rpc.
+        """
+        msg = self._net.new_message(self.id, dst, kind, body, self.shard)
+        timer = self.set_timer(timeout, self._rpc_timeout, msg.id) if timeout else None
+        self._pending[msg.id] = (on_reply, timer, on_timeout)
+        if self._alive:
+            self._net.transmit(msg, self._container, self._containers[dst])
+        return msg
+
+    def set_timer(self, delay: float, fn: Callable[..., None], *args: Any) -> Timer:
+        """Call ``fn(*args)`` after ``delay`` seconds of this node's clock.
+
+        A crash cancels every timer; a paused container runs its timers late, on resume.
+        """
+        timer = Timer()
+        timer.callbacks = [_fire]
+        timer._ok = True
+        timer.node = self
+        timer.fn = fn
+        timer.args = args
+        timer.cancelled = False
+        self._engine.events += 1
+        self._engine.env.schedule(timer, 1, self._container.real_delay(delay))
+        return timer
+
+    def sync(self, fn: Callable[..., None], *args: Any) -> Timer:
+        """Call ``fn(*args)`` once everything written to ``self.durable`` is on disk."""
+        return self.set_timer(self._container.disk_delay(), fn, *args)
+
+    def ok(self, req: Request, value: Any = None) -> None:
+        """Answer a client: the operation took effect (a read returns ``value``)."""
+        self._answer(req, "ok", value)
+
+    def fail(self, req: Request, error: str) -> None:
+        """Answer a client: the operation certainly did not take effect, because ``error``.
+
+        A CAS whose expected value did not match fails with ``"mismatch"``.
+        """
+        self._answer(req, "fail", error)
+
+    def redirect(self, req: Request, node: str) -> None:
+        """Tell the client to send this request to replica ``node`` instead."""
+        self._answer(req, "redirect", node)
+
+    # -- framework internals -------------------------------------------------------------
+
+    def _bind(self, *, container, shard, peers, params, durable, rng, net, engine, containers):
+        self.id = container.id
+        self.zone = container.zone
+        self.shard = shard
+        self.peers = peers
+        self.params = params
+        self.durable = durable
+        self.rng = rng
+        self._container = container
+        self._net = net
+        self._engine = engine
+        self._containers = containers
+        self._alive = True
+        self._pending: dict[int, tuple] = {}
+
+    def _dispatch(self, msg: Message) -> None:
+        if msg.kind == CLIENT:
+            self.on_client(msg.body)
+            return
+        reply_to = msg.reply_to
+        if reply_to is not None:
+            pending = self._pending.pop(reply_to, None)
+            if pending is not None:
+                on_reply, timer, _ = pending
+                if timer is not None:
+                    timer.cancelled = True
+                on_reply(msg)
+                return
+        self.on_message(msg)
+
+    def _rpc_timeout(self, msg_id: int) -> None:
+        pending = self._pending.pop(msg_id, None)
+        if pending is not None and pending[2] is not None:
+            pending[2]()
+
+    def _answer(self, req: Request, outcome: str, value: Any) -> None:
+        if not self._alive:
+            return
+        client = req._client
+        msg = self._net.new_message(self.id, client.id, CLIENT_REPLY, (req, outcome, value), -1)
+        msg._client = client
+        self._net.transmit(msg, self._container, client.home, client_leg=True)

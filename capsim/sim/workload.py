@@ -1,0 +1,410 @@
+"""Clients and their workloads: operations invoked, routed, retried, timed out, recorded.
+
+A client lives in a zone and is attached to a *home* container, its entry point: it
+shares that container's side of any partition (its messages leave from there). It sends
+an operation to its home container when that container holds a replica of the key's
+shard, otherwise to the shard's first replica in its zone (else the shard's first
+replica). A node may redirect it elsewhere; it follows up to 8 redirects.
+
+Outcomes follow Jepsen: ``ok`` took effect; ``fail`` certainly did not (the node said so,
+or the container refused the connection); ``info`` when ``timeout`` passes while an
+attempt is unanswered (it may still take effect). With ``retries``, a definite failure
+other than a CAS ``mismatch`` is retried after a back-off, within the same timeout and
+with the same request id.
+
+A logical client thread (``process``) has at most one operation open; after an ``info``
+its process id is retired and a fresh one used, because the old operation may still be
+pending. Written values are unique per key (1, 2, 3, ...), so a read names the write it
+saw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from capsim.history import ADD, CAS, FAIL, INFO, INVOKE, OK, READ, WRITE, History
+from capsim.scenario import Scenario, WorkloadSpec
+from capsim.sim.cluster import Cluster, Container
+from capsim.sim.engine import Engine
+from capsim.sim.network import CLIENT, Message, Network
+from capsim.sim.node import Request
+
+__all__ = ["Workload", "Client"]
+
+_F_NAMES = ("read", "write", "cas", "add")
+MAX_REDIRECTS = 8
+
+
+class Client:
+    """A client: a zone, a home container, and the processes it runs."""
+
+    __slots__ = (
+        "id",
+        "zone",
+        "home",
+        "network",
+        "code",
+        "zone_code",
+        "idle",
+        "last_seen",
+        "draws",
+        "on_reply",
+    )
+
+    def __repr__(self) -> str:
+        return f"Client({self.id!r}, zone={self.zone!r}, home={self.home.id!r})"
+
+
+class _Op:
+    """An operation in flight."""
+
+    __slots__ = (
+        "client",
+        "process",
+        "f",
+        "key",
+        "key_code",
+        "value",
+        "id",
+        "shard",
+        "current",
+        "target",
+        "outstanding",
+        "error",
+        "redirects",
+        "retries",
+        "final",
+        "side",
+        "done",
+        "max_retries",
+    )
+
+
+class Workload:
+    """Generates the client workload of a scenario and records its history."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        scenario: Scenario,
+        cluster: Cluster,
+        network: Network,
+        history: History,
+    ):
+        self.engine = engine
+        self.spec: WorkloadSpec = scenario.workload
+        self.duration = scenario.duration
+        self.cluster = cluster
+        self.network = network
+        self.history = history
+        self.placement = cluster.placement
+        spec = self.spec
+        self.set_mode = spec.kind == "set"
+        self.keys = [f"k{i}" for i in range(spec.keys)]
+        self.key_codes = [history.keys.code(k) for k in self.keys]
+        self.key_shard = [self.placement.shard_of(k) for k in self.keys]
+        self.next_value = [0] * spec.keys
+        for c in cluster.containers:
+            history.nodes.code(c.id)
+        self.node_code = {c.id: history.nodes.code(c.id) for c in cluster.containers}
+        self._replica_idx = [
+            [cluster.by_id[r].idx for r in group] for group in self.placement.replicas
+        ]
+        self._side_cache: dict[tuple[int, int], int] = {}
+        self._side_version = -1
+        self._routes: dict[tuple[int, int], Container] = {}
+        self._next_process = 0
+        self._next_op = 0
+        self.clients = self._make_clients(scenario)
+        if spec.key_distribution == "zipf":
+            weights = 1.0 / np.arange(1, spec.keys + 1) ** spec.zipf_s
+            self._key_cdf = np.cumsum(weights / weights.sum())
+        else:
+            self._key_cdf = None
+        self.final_ops: list[_Op] = []
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def _make_clients(self, scenario: Scenario) -> list[Client]:
+        spec = self.spec
+        groups: list[tuple[str, int, str | None]] = []
+        if spec.clients is not None:
+            groups = [(g.zone, g.count, g.home) for g in spec.clients]
+        else:
+            groups = [(zone, spec.clients_per_zone, None) for zone in scenario.cluster.zones
+                      if self.cluster.zones[zone]]
+        clients = []
+        for zone, count, home in groups:
+            in_zone = self.cluster.zones[zone]
+            for j in range(count):
+                container = self.cluster.by_id[home] if home else in_zone[j % len(in_zone)]
+                clients.append(self._client(f"c{len(clients) + 1}", zone, container))
+        return clients
+
+    def _client(self, cid: str, zone: str, home: Container) -> Client:
+        client = Client()
+        client.id = cid
+        client.zone = zone
+        client.home = home
+        client.network = self.network
+        client.code = self.history.clients.code(cid)
+        client.zone_code = self.history.zones.code(zone)
+        client.idle = []
+        client.last_seen = {}
+        client.draws = None
+        client.on_reply = self._on_reply
+        return client
+
+    def start(self) -> None:
+        """Schedule every client's first operation."""
+        spec = self.spec
+        for client in self.clients:
+            client.draws = self._draws(client.id)
+            if spec.mode == "open":
+                gap = next(client.draws)[0]
+                self.engine.call_in(spec.start + gap, self._arrival, client)
+            else:
+                for _ in range(spec.processes):
+                    self.engine.call_in(spec.start, self._loop, client, self._new_process())
+
+    def _draws(self, name: str):
+        """Endless (gap, op choice, key index) triples for one client, drawn in blocks."""
+        spec = self.spec
+        rng = self.engine.stream(f"workload.{name}")
+        mean_gap = 1.0 / spec.rate
+        n_keys = spec.keys
+        cdf = self._key_cdf
+        block = 1024
+        while True:
+            gaps = rng.exponential(mean_gap, block)
+            choice = rng.random(block)
+            if cdf is None:
+                keys = rng.integers(0, n_keys, block)
+            else:
+                keys = np.minimum(np.searchsorted(cdf, rng.random(block), side="right"),
+                                  n_keys - 1)
+            yield from zip(gaps.tolist(), choice.tolist(), keys.tolist(), strict=True)
+
+    def _new_process(self) -> int:
+        p = self._next_process
+        self._next_process += 1
+        return p
+
+    def _arrival(self, client: Client) -> None:
+        if self.engine.now >= self.duration:
+            return
+        gap, choice, key = next(client.draws)
+        process = client.idle.pop() if client.idle else self._new_process()
+        self._invoke(client, process, self._choose(choice), key, final=False)
+        self.engine.call_in(gap, self._arrival, client)
+
+    def _loop(self, client: Client, process: int) -> None:
+        if self.engine.now >= self.duration:
+            return
+        _, choice, key = next(client.draws)
+        self._invoke(client, process, self._choose(choice), key, final=False)
+
+    def _choose(self, r: float) -> int:
+        spec = self.spec
+        if r < spec.read_fraction:
+            return READ
+        if self.set_mode:
+            return ADD
+        if r < spec.read_fraction + spec.cas_fraction:
+            return CAS
+        return WRITE
+
+    # -- one operation -----------------------------------------------------------------------
+
+    def _invoke(self, client: Client, process: int, f: int, key_index: int, final: bool) -> _Op:
+        op = _Op()
+        op.client = client
+        op.process = process
+        op.f = f
+        key = self.keys[key_index]
+        op.key = key
+        op.key_code = self.key_codes[key_index]
+        shard = self.key_shard[key_index]
+        op.shard = shard
+        if f == READ:
+            value = None
+        elif f == CAS:
+            self.next_value[key_index] += 1
+            value = (client.last_seen.get(key), self.next_value[key_index])
+        else:
+            self.next_value[key_index] += 1
+            value = self.next_value[key_index]
+        op.value = value
+        self._next_op += 1
+        op.id = self._next_op
+        op.outstanding = False
+        op.error = None
+        op.redirects = 0
+        op.retries = 0
+        op.max_retries = self.spec.retries.attempts if not final else max(
+            self.spec.retries.attempts, 5)
+        op.final = final
+        op.done = False
+        op.side = self._side(client.home.idx, shard)
+        target = self._route(client.home, shard)
+        self.history.append_codes(
+            process,
+            INVOKE,
+            f,
+            op.key_code,
+            list(value) if f == CAS else value,
+            self.engine.now,
+            client.code,
+            client.zone_code,
+            self.node_code[target.id],
+            shard,
+            final,
+            op.side,
+        )
+        self.engine.call_in(self.spec.timeout, self._timeout, op)
+        self._send(op, target)
+        return op
+
+    def _send(self, op: _Op, target: Container) -> None:
+        req = Request()
+        req.op = _F_NAMES[op.f]
+        req.key = op.key
+        req.value = op.value
+        req.id = op.id
+        req.shard = op.shard
+        req.client = op.client.id
+        req.attempt = op.retries + 1
+        req._client = op.client
+        req._f = op
+        op.current = req
+        op.target = target
+        op.outstanding = True
+        net = self.network
+        msg = net.new_message(op.client.id, target.id, CLIENT, req, op.shard)
+        net.transmit(msg, op.client.home, target, client_leg=True)
+
+    def _on_reply(self, msg: Message) -> None:
+        req, outcome, value = msg.body
+        op: _Op = req._f
+        if op.done or req is not op.current:
+            return  # a duplicate or a reply to an attempt already given up on
+        op.outstanding = False
+        if outcome == "ok":
+            if op.f == READ:
+                out = sorted(value) if self.set_mode and value is not None else value
+                if self.set_mode and value is None:
+                    out = []
+                self._complete(op, OK, out, msg.src, None)
+            else:
+                self._complete(op, OK, list(op.value) if op.f == CAS else op.value, msg.src,
+                               None)
+        elif outcome == "redirect":
+            target = self.cluster.by_id.get(value) if isinstance(value, str) else None
+            op.redirects += 1
+            if target is None:
+                self._failed(op, f"bad-redirect:{value!r}", msg.src)
+            elif op.redirects > MAX_REDIRECTS:
+                self._failed(op, "redirect-loop", msg.src)
+            else:
+                self._send(op, target)
+        else:
+            self._failed(op, str(value), msg.src)
+
+    def _failed(self, op: _Op, error: str, node: str) -> None:
+        op.error = error
+        if error == "mismatch" or op.retries >= op.max_retries:
+            value = list(op.value) if op.f == CAS else op.value
+            self._complete(op, FAIL, value, node, error)
+            return
+        retry = self.spec.retries
+        op.retries += 1
+        backoff = min(retry.backoff * retry.multiplier ** (op.retries - 1), retry.max_backoff)
+        self.engine.call_in(backoff, self._retry, op)
+
+    def _retry(self, op: _Op) -> None:
+        if not op.done:
+            op.redirects = 0
+            self._send(op, self._route(op.client.home, op.shard))
+
+    def _timeout(self, op: _Op) -> None:
+        if op.done:
+            return
+        value = list(op.value) if op.f == CAS else op.value
+        if op.outstanding:
+            self._complete(op, INFO, value, op.target.id, "timeout")
+        else:
+            self._complete(op, FAIL, value, op.target.id, op.error)
+
+    def _complete(self, op: _Op, type_: int, value: Any, node: str, error: str | None) -> None:
+        op.done = True
+        client = op.client
+        self.history.append_codes(
+            op.process,
+            type_,
+            op.f,
+            op.key_code,
+            value,
+            self.engine.now,
+            client.code,
+            client.zone_code,
+            self.node_code[node],
+            op.shard,
+            op.final,
+            op.side,
+            error,
+        )
+        if op.final:
+            return
+        if type_ == OK and not self.set_mode:
+            client.last_seen[op.key] = value[1] if op.f == CAS else value
+        if self.spec.mode == "open":
+            if type_ != INFO:
+                client.idle.append(op.process)
+        else:
+            process = op.process if type_ != INFO else self._new_process()
+            self.engine.call_in(self.spec.think_time, self._loop, client, process)
+
+    # -- routing and sides -------------------------------------------------------------------
+
+    def _route(self, home: Container, shard: int) -> Container:
+        key = (home.idx, shard)
+        target = self._routes.get(key)
+        if target is None:
+            group = self.placement.replicas[shard]
+            if home.id in group:
+                target = home
+            else:
+                same_zone = [r for r in group if self.cluster.by_id[r].zone == home.zone]
+                target = self.cluster.by_id[(same_zone or list(group))[0]]
+            self._routes[key] = target
+        return target
+
+    def _side(self, home: int, shard: int) -> int:
+        """1 if ``home`` exchanges messages both ways with a strict majority of the shard's
+        replicas, 2 if not, 0 when no partition is in force."""
+        net = self.network
+        if not net.cut_pairs:
+            return 0
+        if net.cut_version != self._side_version:
+            self._side_cache.clear()
+            self._side_version = net.cut_version
+        key = (home, shard)
+        side = self._side_cache.get(key)
+        if side is None:
+            cut = net.cut
+            replicas = self._replica_idx[shard]
+            reach = sum(1 for r in replicas if r == home or (not cut[home][r] and not cut[r][home]))
+            side = self._side_cache[key] = 1 if 2 * reach > len(replicas) else 2
+        return side
+
+    # -- the final phase ---------------------------------------------------------------------
+
+    def final_reads(self) -> None:
+        """Read every key from every container, each read its own process."""
+        for container in self.cluster.containers:
+            client = self._client(f"final-{container.id}", container.zone, container)
+            for key_index in range(len(self.keys)):
+                op = self._invoke(client, self._new_process(), READ, key_index, final=True)
+                self.final_ops.append(op)

@@ -1,0 +1,142 @@
+"""Where things are: containers in zones, shards on containers, keys on shards.
+
+Pure functions of the scenario (no simulation), so analysis and users can ask them too.
+
+* Containers ``n1..nN`` are placed over zones by :meth:`ClusterSpec.zone_of`.
+* Keys map to shards by consistent hashing: every shard owns ``vnodes`` points on a ring of
+  64-bit SHA-256 values, and a key belongs to the shard owning the first point at or after
+  the key's own hash (wrapping around).
+* Each shard is replicated on ``replication_factor`` distinct containers, chosen by walking
+  a second ring (``vnodes`` points per container) clockwise from the shard's hash, taking a
+  container from a zone not yet used while unused zones remain, then any container not yet
+  taken. A shard's replicas are listed in container order (``n1`` before ``n2``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from dataclasses import dataclass
+
+import networkx as nx
+
+from capsim.scenario import Scenario, container_ids
+
+__all__ = ["Placement", "place", "topology_graph", "ring_hash"]
+
+
+def ring_hash(text: str) -> int:
+    """A position on the ring: the first 8 bytes of SHA-256 of ``text``, big-endian."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The cluster's layout: zones of containers, replicas of shards, shards of keys."""
+
+    containers: tuple[str, ...]
+    zone_of: dict[str, str]
+    replicas: tuple[tuple[str, ...], ...]
+    shard_tokens: tuple[int, ...]
+    shard_owner: tuple[int, ...]
+
+    @property
+    def shards(self) -> int:
+        return len(self.replicas)
+
+    def shard_of(self, key: str) -> int:
+        """The shard that owns ``key``."""
+        if len(self.replicas) == 1:
+            return 0
+        i = bisect.bisect_left(self.shard_tokens, ring_hash(key))
+        return self.shard_owner[i % len(self.shard_owner)]
+
+    def shards_of(self, container: str) -> list[int]:
+        """The shards with a replica on ``container``."""
+        return [s for s, group in enumerate(self.replicas) if container in group]
+
+
+def place(scenario: Scenario) -> Placement:
+    """Compute the placement of ``scenario``'s containers, shards and keys."""
+    cluster = scenario.cluster
+    ids = container_ids(cluster.containers)
+    zone_of = cluster.zone_of()
+    order = {cid: i for i, cid in enumerate(ids)}
+    rf = cluster.rf
+
+    points = sorted(
+        (ring_hash(f"container/{cid}/{v}"), cid) for cid in ids for v in range(cluster.vnodes)
+    )
+    hashes = [h for h, _ in points]
+    replicas = []
+    for shard in range(cluster.shards):
+        if rf == len(ids):
+            replicas.append(tuple(ids))
+            continue
+        start = bisect.bisect_left(hashes, ring_hash(f"shard/{shard}"))
+        walk: list[str] = []
+        seen: set[str] = set()
+        for i in range(len(points)):
+            cid = points[(start + i) % len(points)][1]
+            if cid not in seen:
+                seen.add(cid)
+                walk.append(cid)
+        chosen: list[str] = []
+        zones_used: set[str] = set()
+        zones_total = len(set(zone_of.values()))
+        for cid in walk:
+            if len(chosen) == rf:
+                break
+            if zone_of[cid] not in zones_used:
+                chosen.append(cid)
+                zones_used.add(zone_of[cid])
+                if len(zones_used) == zones_total:
+                    zones_used.clear()
+        for cid in walk:
+            if len(chosen) == rf:
+                break
+            if cid not in chosen:
+                chosen.append(cid)
+        replicas.append(tuple(sorted(chosen, key=order.__getitem__)))
+
+    tokens = sorted(
+        (ring_hash(f"key-range/{shard}/{v}"), shard)
+        for shard in range(cluster.shards)
+        for v in range(cluster.vnodes)
+    )
+    return Placement(
+        containers=tuple(ids),
+        zone_of=zone_of,
+        replicas=tuple(replicas),
+        shard_tokens=tuple(t for t, _ in tokens),
+        shard_owner=tuple(s for _, s in tokens),
+    )
+
+
+def topology_graph(scenario: Scenario) -> nx.Graph:
+    """The cluster as a networkx graph that users can inspect or draw.
+
+    Nodes are zones (``kind="zone"``, named ``zone:<name>``) and containers
+    (``kind="container"``, with ``zone``, ``image`` and ``shards``). A container is joined
+    to its zone (``kind="placement"``) and to every other container (``kind="link"``,
+    ``link_class`` ``"same_zone"`` or ``"cross_zone"``).
+    """
+    placement = place(scenario)
+    image = scenario.image()
+    graph = nx.Graph(name=scenario.name)
+    for zone in scenario.cluster.zones:
+        graph.add_node(f"zone:{zone}", kind="zone")
+    for cid in placement.containers:
+        graph.add_node(
+            cid,
+            kind="container",
+            zone=placement.zone_of[cid],
+            image=image.ref,
+            shards=placement.shards_of(cid),
+        )
+        graph.add_edge(cid, f"zone:{placement.zone_of[cid]}", kind="placement")
+    for i, a in enumerate(placement.containers):
+        for b in placement.containers[i + 1 :]:
+            same = placement.zone_of[a] == placement.zone_of[b]
+            graph.add_edge(a, b, kind="link", link_class="same_zone" if same else "cross_zone")
+    return graph
