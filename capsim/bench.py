@@ -74,9 +74,9 @@ def reference_rate(callbacks: int = 1_000_000, chains: int = 100, seed: int = 1)
 
 def bench_policy(policy: str, ops: int = 200_000, seed: int = 1) -> dict[str, Any]:
     """Time one run of the benchmark scenario; returns messages, events and seconds."""
-    from capsim.runner import _World, prepare
+    from capsim.runner import build
 
-    world = _World(prepare(bench_scenario(policy, ops)), seed, trace=False)
+    world = build(bench_scenario(policy, ops), seed)
     started = time.perf_counter()
     world.run()
     world.digest()

@@ -36,7 +36,7 @@ from capsim.sim.node import Node
 from capsim.sim.workload import Workload
 from capsim.topology import place
 
-__all__ = ["run", "Result", "prepare", "versions", "OUTPUT_FILES"]
+__all__ = ["run", "build", "World", "Result", "prepare", "versions", "OUTPUT_FILES"]
 
 OUTPUT_FILES = (
     "summary.json",
@@ -152,17 +152,26 @@ def run(scenario: Scenario, seed: int | None = None, *, trace: bool = False) -> 
     Same scenario and seed give the same result, byte for byte, apart from ``perf``.
     With ``trace`` every message is recorded for ``messages.jsonl``.
     """
-    prepared = prepare(scenario)
-    seed = scenario.seed if seed is None else int(seed)
+    world = build(scenario, seed, trace=trace)
     started = time.perf_counter()
-    world = _World(prepared, seed, trace)
     world.run()
     digest = world.digest()
     wall = time.perf_counter() - started
     return world.result(digest, wall)
 
 
-class _World:
+def build(scenario: Scenario, seed: int | None = None, *, trace: bool = False) -> World:
+    """Build the simulated world of ``scenario`` without running it.
+
+    For tests and exploration: step it with ``world.engine.run(until)``, reach replicas
+    with ``world.cluster.node(id, shard)``, then ``world.run()`` runs both phases.
+    """
+    prepared = prepare(scenario)
+    seed = scenario.seed if seed is None else int(seed)
+    return World(prepared, seed, trace)
+
+
+class World:
     """Everything one run builds: engine, cluster, network, nemesis, workload, history."""
 
     def __init__(self, prepared: Prepared, seed: int, trace: bool):
@@ -189,12 +198,21 @@ class _World:
         self.nemesis = Nemesis(self.engine, self.cluster, self.network, scenario.faults)
         self.trace = trace
         self.end = 0.0
+        self.started = False
 
-    def run(self) -> None:
-        scenario, engine = self.scenario, self.engine
+    def start(self) -> None:
+        """Boot the cluster and schedule the faults and the workload (once)."""
+        if self.started:
+            return
+        self.started = True
         self.cluster.boot()
         self.nemesis.schedule()
         self.workload.start()
+
+    def run(self) -> None:
+        """Run the main phase, then the final phase (heal, settle, final reads)."""
+        scenario, engine = self.scenario, self.engine
+        self.start()
         engine.run(scenario.duration)
         self.nemesis.heal_everything()
         final_start = scenario.duration + scenario.settle

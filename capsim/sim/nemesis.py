@@ -154,6 +154,9 @@ class Nemesis:
             self._record(i, "crash", "skipped", reason=_no_target(fault.target, alive=True))
             return
         for cid in crashed:
+            previous = self._crashed_by.get(cid)
+            if previous is not None:
+                self._release(previous, cid)
             self._crashed_by[cid] = i
         self._crash_pending[i] = set(crashed)
         self._record(i, "crash", "start", targets=crashed)
@@ -178,14 +181,17 @@ class Nemesis:
             return
         for cid in event["containers"]:
             fault = self._crashed_by.pop(cid, None)
-            if fault is None:
-                continue
-            pending = self._crash_pending.get(fault)
-            if pending is not None:
-                pending.discard(cid)
-                if not pending:
-                    del self._crash_pending[fault]
-                    self._record(fault, "crash", "end")
+            if fault is not None:
+                self._release(fault, cid)
+
+    def _release(self, fault: int, cid: str) -> None:
+        """Crash ``fault`` no longer holds ``cid`` down; it ends when it holds none."""
+        pending = self._crash_pending.get(fault)
+        if pending is not None:
+            pending.discard(cid)
+            if not pending:
+                del self._crash_pending[fault]
+                self._record(fault, "crash", "end")
 
     # -- the final phase -------------------------------------------------------------------
 

@@ -1,0 +1,50 @@
+"""Shared fixtures: small scenarios built from dicts, and worlds to step through."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+from capsim.runner import build
+from capsim.scenario import parse_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent / "unit"))
+
+#: A quiet base scenario: constant latencies so that times can be worked out by hand.
+BASE = {
+    "duration": 10,
+    "settle": 1,
+    "cluster": {"containers": 5, "zones": ["a", "b", "c"]},
+    "network": {"latency": {"same_zone": "1ms", "cross_zone": "2ms"}},
+    "workload": {"rate": 10, "clients_per_zone": 1, "timeout": 0.5},
+}
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """Deep-merge ``overrides`` into a copy of ``base`` (dicts merge, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def make_scenario(**overrides):
+    """A scenario from :data:`BASE` with ``overrides`` merged in."""
+    return parse_scenario(merge(BASE, overrides))
+
+
+def make_world(seed: int = 1, trace: bool = False, **overrides):
+    """A built, unstarted world of ``make_scenario(**overrides)``."""
+    return build(make_scenario(**overrides), seed, trace=trace)
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
