@@ -12,16 +12,16 @@ availability, latency, lost writes, and more.
     class MyPolicy(capsim.Node): ...  # the extension point
 """
 
-__version__ = "0.1.0"
-
 from capsim.errors import CapsimError, ScenarioError  # noqa: E402
 from capsim.history import History  # noqa: E402
 from capsim.runner import Result, run  # noqa: E402
 from capsim.scenario import Scenario, load_scenario  # noqa: E402
 from capsim.sim.node import Message, Node, Request  # noqa: E402
 from capsim.topology import topology_graph  # noqa: E402
+from capsim.version import __version__
 
 __all__ = [
+    "__version__",
     "CapsimError",
     "History",
     "Message",

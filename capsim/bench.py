@@ -46,9 +46,7 @@ def bench_scenario(policy: str, ops: int = 200_000):
                 "keys": 100,
                 "timeout": 0.5,
             },
-            "faults": [
-                {"kind": "partition", "at": 40, "duration": 20, "groups": [["n4", "n5"]]}
-            ],
+            "faults": [{"kind": "partition", "at": 40, "duration": 20, "groups": [["n4", "n5"]]}],
         }
     )
 

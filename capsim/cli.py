@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from capsim import __version__
+    from capsim.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="capsim",
@@ -59,14 +59,25 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     run.add_argument("scenario", metavar="SCENARIO", help="a scenario file (YAML)")
-    run.add_argument("--seed", type=_seed, default=None,
-                     help="random seed (default: the scenario's 'seed', else 0)")
-    run.add_argument("--out", metavar="DIR", default=None,
-                     help="write summary.json, history.jsonl, timeseries.csv, faults.jsonl, "
-                     "scenario.resolved.yaml and versions.json to DIR (replaced as a whole)")
+    run.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="random seed (default: the scenario's 'seed', else 0)",
+    )
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write summary.json, history.jsonl, timeseries.csv, faults.jsonl, "
+        "scenario.resolved.yaml and versions.json to DIR (replaced as a whole)",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    run.add_argument("--trace", action="store_true",
-                     help="record every message; with --out, also write messages.jsonl")
+    run.add_argument(
+        "--trace",
+        action="store_true",
+        help="record every message; with --out, also write messages.jsonl",
+    )
     run.set_defaults(handler=_cmd_run)
 
     validate = sub.add_parser(
@@ -88,12 +99,25 @@ def _parser() -> argparse.ArgumentParser:
         "per second, the reference rate and their ratio (target: at least 0.15).",
         epilog=EPILOG,
     )
-    bench.add_argument("--policy", action="append", default=None, metavar="NAME",
-                       help="benchmark only this built-in policy (repeatable)")
-    bench.add_argument("--ops", type=_positive_int, default=200_000,
-                       help="client operations in the benchmark scenario (default 200000)")
-    bench.add_argument("--repeat", type=_positive_int, default=1,
-                       help="runs per policy; the median is reported (default 1)")
+    bench.add_argument(
+        "--policy",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="benchmark only this built-in policy (repeatable)",
+    )
+    bench.add_argument(
+        "--ops",
+        type=_positive_int,
+        default=200_000,
+        help="client operations in the benchmark scenario (default 200000)",
+    )
+    bench.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        help="runs per policy; the median is reported (default 1)",
+    )
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.set_defaults(handler=_cmd_bench)
     return parser
@@ -186,15 +210,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title="capsim bench (delivered messages per wall-second vs bare SimPy)")
-    for column in ("policy", "ops", "messages", "wall s", "messages/s", "events/s",
-                   "reference callbacks/s", "ratio"):
+    for column in (
+        "policy",
+        "ops",
+        "messages",
+        "wall s",
+        "messages/s",
+        "events/s",
+        "reference callbacks/s",
+        "ratio",
+    ):
         table.add_column(column, justify="right" if column != "policy" else "left")
     for r in report["results"]:
         mark = "" if r["ratio"] >= TARGET_RATIO else " (below target)"
         table.add_row(
-            r["policy"], f"{r['ops']:,}", f"{r['messages']:,}", f"{r['wall_s']:.2f}",
-            f"{r['messages_per_s']:,.0f}", f"{r['events_per_s']:,.0f}",
-            f"{r['baseline_events_per_s']:,.0f}", f"{r['ratio']:.3f}{mark}",
+            r["policy"],
+            f"{r['ops']:,}",
+            f"{r['messages']:,}",
+            f"{r['wall_s']:.2f}",
+            f"{r['messages_per_s']:,.0f}",
+            f"{r['events_per_s']:,.0f}",
+            f"{r['baseline_events_per_s']:,.0f}",
+            f"{r['ratio']:.3f}{mark}",
         )
     Console().print(table)
     print(f"target ratio: at least {TARGET_RATIO}")
@@ -222,13 +259,24 @@ def _print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
     ops = summary["ops"]
     avail = summary["availability"]
     table = Table(title="Availability (ok or definite CAS answer / invoked; main phase)")
-    for column in ("overall", "read", "write", "during faults", "outside faults",
-                   "majority side", "minority side"):
+    for column in (
+        "overall",
+        "read",
+        "write",
+        "during faults",
+        "outside faults",
+        "majority side",
+        "minority side",
+    ):
         table.add_column(column, justify="right")
     table.add_row(
-        _fmt(avail["overall"]), _fmt(avail["read"]), _fmt(avail["write"]),
-        _fmt(avail["during_faults"]), _fmt(avail["outside_faults"]),
-        _fmt(avail["by_side"]["majority"]), _fmt(avail["by_side"]["minority"]),
+        _fmt(avail["overall"]),
+        _fmt(avail["read"]),
+        _fmt(avail["write"]),
+        _fmt(avail["during_faults"]),
+        _fmt(avail["outside_faults"]),
+        _fmt(avail["by_side"]["majority"]),
+        _fmt(avail["by_side"]["minority"]),
     )
     console.print(table)
 

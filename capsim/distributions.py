@@ -200,7 +200,7 @@ class Mixture:
     """
 
     components: Annotated[
-        tuple[tuple[Annotated[FiniteFloat, Field(gt=0)], "Distribution"], ...],
+        tuple[tuple[Annotated[FiniteFloat, Field(gt=0)], Distribution], ...],
         BeforeValidator(_flatten_components),
         Field(min_length=1),
     ]

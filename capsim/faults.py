@@ -64,9 +64,7 @@ class Partition:
 
     at: NonNegativeDuration
     duration: PositiveDuration | None = None
-    shape: Literal["groups", "isolate", "halves", "bridge", "majorities-ring", "one-way"] = (
-        "groups"
-    )
+    shape: Literal["groups", "isolate", "halves", "bridge", "majorities-ring", "one-way"] = "groups"
     groups: tuple[tuple[str, ...], ...] | None = None
     target: Target | None = None
     shard: Annotated[int, Field(ge=0)] = 0
@@ -158,9 +156,7 @@ def partition_groups(
     if shape == "halves":
         minority_size = len(containers) // 2
         if len(targets) > minority_size:
-            raise ValueError(
-                f"cannot put {len(targets)} targets in a minority of {minority_size}"
-            )
+            raise ValueError(f"cannot put {len(targets)} targets in a minority of {minority_size}")
         others = [c for c in containers if c not in targets]
         others = _shuffled(others, rng)
         minority = targets + others[: minority_size - len(targets)]

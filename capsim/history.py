@@ -244,7 +244,7 @@ class History:
         """
         history = cls()
         try:
-            handle = open(path, encoding="utf-8")
+            handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with below
         except OSError as exc:
             raise HistoryError(f"{path}: cannot read: {exc.strerror}") from None
         with handle:
@@ -255,8 +255,7 @@ class History:
                     event = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise HistoryError(
-                        f"{path}:{number}: not a JSON object ({exc.msg}); "
-                        "is the file truncated?"
+                        f"{path}:{number}: not a JSON object ({exc.msg}); is the file truncated?"
                     ) from None
                 try:
                     history.append_event(event)

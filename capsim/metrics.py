@@ -38,10 +38,7 @@ def succeeded(ops: Operations) -> np.ndarray:
     errors = ops.history.errors
     if errors:
         mismatch = np.fromiter(
-            (
-                j >= 0 and errors.get(int(j)) == "mismatch"
-                for j in ops.complete_index.tolist()
-            ),
+            (j >= 0 and errors.get(int(j)) == "mismatch" for j in ops.complete_index.tolist()),
             dtype=bool,
             count=len(ops),
         )
@@ -88,9 +85,7 @@ def _during(times: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarr
     return mask
 
 
-def availability_summary(
-    ops: Operations, intervals: list[tuple[float, float]]
-) -> dict[str, Any]:
+def availability_summary(ops: Operations, intervals: list[tuple[float, float]]) -> dict[str, Any]:
     """Availability overall, for reads, for updates (write, cas, add), for operations
     invoked while a fault was in force and outside faults, and by side of a partition:
     ``majority`` (the client's home container exchanges messages both ways with a strict

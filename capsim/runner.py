@@ -50,7 +50,7 @@ OUTPUT_FILES = (
 
 def versions() -> dict[str, str]:
     """The versions a run's bytes depend on (same versions, same seed: same output)."""
-    from capsim import __version__
+    from capsim.version import __version__
 
     return {
         "capsim": __version__,
@@ -106,8 +106,18 @@ class Result:
         )
         self.history.to_jsonl(folder / "history.jsonl")
         with open(folder / "timeseries.csv", "w", newline="", encoding="utf-8") as handle:
-            columns = ["t_s", "ok", "fail", "info", "majority_ok", "majority_fail",
-                       "majority_info", "minority_ok", "minority_fail", "minority_info"]
+            columns = [
+                "t_s",
+                "ok",
+                "fail",
+                "info",
+                "majority_ok",
+                "majority_fail",
+                "majority_info",
+                "minority_ok",
+                "minority_fail",
+                "minority_info",
+            ]
             writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.timeseries)
@@ -187,14 +197,10 @@ class World:
             prepared.policy,
             lambda image: prepared.params[image.ref],
         )
-        self.network = Network(
-            self.engine, scenario.network, self.cluster.containers, record=trace
-        )
+        self.network = Network(self.engine, scenario.network, self.cluster.containers, record=trace)
         self.cluster.attach(self.network)
         self.history = History()
-        self.workload = Workload(
-            self.engine, scenario, self.cluster, self.network, self.history
-        )
+        self.workload = Workload(self.engine, scenario, self.cluster, self.network, self.history)
         self.nemesis = Nemesis(self.engine, self.cluster, self.network, scenario.faults)
         self.trace = trace
         self.end = 0.0
@@ -252,8 +258,11 @@ class World:
             "final": metrics.outcome_counts(ops, ops.final),
             "messages": self.network.counters(),
             "faults": {
-                "applied": sum(1 for r in self.nemesis.records if r["event"] in ("start", "apply")
-                               and r["fault"] is not None),
+                "applied": sum(
+                    1
+                    for r in self.nemesis.records
+                    if r["event"] in ("start", "apply") and r["fault"] is not None
+                ),
                 "skipped": sum(1 for r in self.nemesis.records if r["event"] == "skipped"),
             },
             "perf": {"events": self.engine.events, "wall_s": round(wall, 6)},

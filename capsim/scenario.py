@@ -136,11 +136,10 @@ def _kind_shorthand(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for kind, spec_ in value.items():
-            if isinstance(spec_, dict) and not ({"same_zone", "cross_zone"} & set(spec_)):
-                spec_ = {"same_zone": spec_, "cross_zone": spec_}
-            elif not isinstance(spec_, dict | KindLatency):
-                spec_ = {"same_zone": spec_, "cross_zone": spec_}
-            out[kind] = spec_
+            by_class = isinstance(spec_, KindLatency) or (
+                isinstance(spec_, dict) and {"same_zone", "cross_zone"} & set(spec_)
+            )
+            out[kind] = spec_ if by_class else {"same_zone": spec_, "cross_zone": spec_}
         return out
     return value
 
@@ -459,11 +458,15 @@ def _field_path(loc: tuple, data: Any) -> str:
             node = node[item]
         elif isinstance(item, str) and not isinstance(node, dict | list | tuple):
             continue
-        elif isinstance(node, dict) and isinstance(item, str) and _is_field_name(item):
+        elif (
+            isinstance(node, dict)
+            and isinstance(item, str)
+            and _is_field_name(item)
+            and item not in _TAGS
+        ):
             # A missing or unknown field is named even though the data lacks it.
-            if item not in _TAGS:
-                parts.append(f".{item}" if parts else item)
-                node = None
+            parts.append(f".{item}" if parts else item)
+            node = None
     return "".join(parts)
 
 

@@ -59,7 +59,9 @@ def _finite(value: float) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_non_negative)]
+NonNegativeDuration = Annotated[
+    float, BeforeValidator(parse_duration), AfterValidator(_non_negative)
+]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
 Probability = Annotated[float, AfterValidator(_finite), AfterValidator(_probability)]
 PositiveRate = Annotated[float, BeforeValidator(parse_rate), AfterValidator(_positive)]

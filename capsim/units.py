@@ -31,9 +31,7 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
-            raise ValueError(
-                f"expected a duration such as '5ms', '2s' or '1m', got {value!r}"
-            )
+            raise ValueError(f"expected a duration such as '5ms', '2s' or '1m', got {value!r}")
         number, unit = match.groups()
         seconds = float(number) * _UNITS[unit or "s"]
     else:

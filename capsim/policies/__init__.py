@@ -64,9 +64,7 @@ def resolve_policy(spec: PolicySpec) -> type[Node]:
             f"module {module_name!r} has no class {class_name!r}", field="policy.name"
         )
     if not (isinstance(cls, type) and issubclass(cls, Node)):
-        raise ScenarioError(
-            f"{name} is not a subclass of capsim.Node", field="policy.name"
-        )
+        raise ScenarioError(f"{name} is not a subclass of capsim.Node", field="policy.name")
     return cls
 
 

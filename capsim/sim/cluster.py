@@ -109,8 +109,9 @@ class Cluster:
             for i, cid in enumerate(placement.containers)
         ]
         self.by_id = {c.id: c for c in self.containers}
-        self.zones = {zone: [c for c in self.containers if c.zone == zone] for zone in
-                      scenario.cluster.zones}
+        self.zones = {
+            zone: [c for c in self.containers if c.zone == zone] for zone in scenario.cluster.zones
+        }
         self.network: Network | None = None
         self.on_event: Callable[[dict], None] | None = None
 

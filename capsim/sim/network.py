@@ -4,8 +4,9 @@ Latency is one-way and drawn per message from the distribution for the message's
 link class (same zone or cross zone). A client sits beside its home container: the client
 leg (client to home container and back) has its own distribution, zero by default because
 latency there hides anomalies rather than revealing them; a client's message to or from
-another container adds that link's latency (kinds ``client`` and ``client_reply``). Draws come in numpy
-blocks from named streams, one stream per (link class, kind), so a new kind shifts nothing.
+another container adds that link's latency (kinds ``client`` and ``client_reply``). Draws
+come in numpy blocks from named streams, one stream per (link class, kind), so a new kind
+shifts nothing.
 
 Partitions are directional: a *cut* ``(a, b)`` means messages from ``a`` do not reach
 ``b``. Overlapping partitions stack (a pair is reachable again once every partition that
@@ -93,9 +94,7 @@ class Network:
         self.cut = [[0] * n for _ in range(n)]
         self.cut_pairs = 0
         self.cut_version = 0
-        self.link_class = [
-            [0 if a.zone == b.zone else 1 for b in containers] for a in containers
-        ]
+        self.link_class = [[0 if a.zone == b.zone else 1 for b in containers] for a in containers]
         self._samplers: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
         self._default = (
             draws(spec.latency.same_zone, engine.stream("network.latency.same_zone")),

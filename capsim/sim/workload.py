@@ -133,8 +133,11 @@ class Workload:
         if spec.clients is not None:
             groups = [(g.zone, g.count, g.home) for g in spec.clients]
         else:
-            groups = [(zone, spec.clients_per_zone, None) for zone in scenario.cluster.zones
-                      if self.cluster.zones[zone]]
+            groups = [
+                (zone, spec.clients_per_zone, None)
+                for zone in scenario.cluster.zones
+                if self.cluster.zones[zone]
+            ]
         clients = []
         for zone, count, home in groups:
             in_zone = self.cluster.zones[zone]
@@ -183,8 +186,7 @@ class Workload:
             if cdf is None:
                 keys = rng.integers(0, n_keys, block)
             else:
-                keys = np.minimum(np.searchsorted(cdf, rng.random(block), side="right"),
-                                  n_keys - 1)
+                keys = np.minimum(np.searchsorted(cdf, rng.random(block), side="right"), n_keys - 1)
             yield from zip(gaps.tolist(), choice.tolist(), keys.tolist(), strict=True)
 
     def _new_process(self) -> int:
@@ -243,8 +245,9 @@ class Workload:
         op.error = None
         op.redirects = 0
         op.retries = 0
-        op.max_retries = self.spec.retries.attempts if not final else max(
-            self.spec.retries.attempts, 5)
+        op.max_retries = (
+            self.spec.retries.attempts if not final else max(self.spec.retries.attempts, 5)
+        )
         op.final = final
         op.done = False
         op.side = self._side(client.home.idx, shard)
@@ -298,8 +301,7 @@ class Workload:
                     out = []
                 self._complete(op, OK, out, msg.src, None)
             else:
-                self._complete(op, OK, list(op.value) if op.f == CAS else op.value, msg.src,
-                               None)
+                self._complete(op, OK, list(op.value) if op.f == CAS else op.value, msg.src, None)
         elif outcome == "redirect":
             target = self.cluster.by_id.get(value) if isinstance(value, str) else None
             op.redirects += 1

@@ -76,13 +76,25 @@ def test_rpc_reply_and_timeout():
     events = []
 
     def call():
-        n1.rpc("n2", "ping", 1, lambda m: events.append(("reply", m.body, n1.now())),
-               timeout=0.1, on_timeout=lambda: events.append(("timeout", n1.now())))
-        n1.rpc("n3", "ping", 2, lambda m: events.append(("reply", m.body, n1.now())),
-               timeout=0.1, on_timeout=lambda: events.append(("timeout", n1.now())))
+        n1.rpc(
+            "n2",
+            "ping",
+            1,
+            lambda m: events.append(("reply", m.body, n1.now())),
+            timeout=0.1,
+            on_timeout=lambda: events.append(("timeout", n1.now())),
+        )
+        n1.rpc(
+            "n3",
+            "ping",
+            2,
+            lambda m: events.append(("reply", m.body, n1.now())),
+            timeout=0.1,
+            on_timeout=lambda: events.append(("timeout", n1.now())),
+        )
 
-    world.engine.call_in(1.0, call)   # both answer: 2 ms each way
-    world.engine.call_in(2.5, call)   # n3 is cut off: its rpc times out after 0.1 s
+    world.engine.call_in(1.0, call)  # both answer: 2 ms each way
+    world.engine.call_in(2.5, call)  # n3 is cut off: its rpc times out after 0.1 s
     world.engine.run(3)
     assert events == [
         ("reply", 1, pytest.approx(1.004)),
@@ -96,29 +108,47 @@ def test_late_reply_after_rpc_timeout_goes_to_on_message():
     world = probe_world(network={"latency": {"cross_zone": "100ms"}})
     n1 = world.cluster.node("n1")
     timeouts = []
-    world.engine.call_in(1.0, lambda: n1.rpc("n2", "ping", 7, lambda m: None, timeout=0.05,
-                                             on_timeout=lambda: timeouts.append(n1.now())))
+    world.engine.call_in(
+        1.0,
+        lambda: n1.rpc(
+            "n2",
+            "ping",
+            7,
+            lambda m: None,
+            timeout=0.05,
+            on_timeout=lambda: timeouts.append(n1.now()),
+        ),
+    )
     world.engine.run(2)
     assert timeouts == [pytest.approx(1.05)]
     assert [(m[1], m[2], m[3]) for m in n1.received] == [("n2", "pong", 7)]
 
 
 def test_crash_twice_and_restart_while_starting_is_ignored():
-    world = probe_world([
-        {"kind": "crash", "at": 1, "target": "n2"},
-        {"kind": "restart", "at": 2, "target": "n2"},
-        {"kind": "restart", "at": 2.1, "target": "n2"},  # already starting: skipped
-        {"kind": "crash", "at": 2.2, "target": "n2"},    # crashes again while starting
-        {"kind": "restart", "at": 3, "target": "n2"},
-    ])
+    world = probe_world(
+        [
+            {"kind": "crash", "at": 1, "target": "n2"},
+            {"kind": "restart", "at": 2, "target": "n2"},
+            {"kind": "restart", "at": 2.1, "target": "n2"},  # already starting: skipped
+            {"kind": "crash", "at": 2.2, "target": "n2"},  # crashes again while starting
+            {"kind": "restart", "at": 3, "target": "n2"},
+        ]
+    )
     world.engine.run(3.4)
     assert world.cluster.node("n2") is None
     world.engine.run(3.6)
     assert world.cluster.node("n2").starts == 2  # one start at boot, one at 3.5
     events = [(r["fault"], r["event"]) for r in world.nemesis.records]
     # The second crash ends the first one's hold on n2; the second lasts until n2 is ready.
-    assert events == [(0, "start"), (1, "apply"), (2, "skipped"), (0, "end"), (3, "start"),
-                      (4, "apply"), (3, "end")]
+    assert events == [
+        (0, "start"),
+        (1, "apply"),
+        (2, "skipped"),
+        (0, "end"),
+        (3, "start"),
+        (4, "apply"),
+        (3, "end"),
+    ]
 
 
 def test_client_request_to_a_crashed_home_fails_definitely():
@@ -137,8 +167,10 @@ def test_client_request_to_a_crashed_home_fails_definitely():
 
 
 def test_cluster_reports_roles():
-    world = make_world(policy={"name": "single-primary", "params": {"primary": "n3"}},
-                       workload={"clients_per_zone": 0})
+    world = make_world(
+        policy={"name": "single-primary", "params": {"primary": "n3"}},
+        workload={"clients_per_zone": 0},
+    )
     world.start()
     assert world.cluster.with_role(("leader", "primary")) == ["n3"]
     assert world.cluster.node("n1").role == "backup"

@@ -53,8 +53,9 @@ def test_list_of_targets_is_their_union_in_order():
 
 
 def test_role_target_without_a_role_is_skipped_with_a_reason():
-    world = world_with([{"kind": "crash", "at": 1, "target": "leader"}],
-                       policy={"name": "probes:Probe"})
+    world = world_with(
+        [{"kind": "crash", "at": 1, "target": "leader"}], policy={"name": "probes:Probe"}
+    )
     world.engine.run(2)
     (record,) = world.nemesis.records
     assert record["event"] == "skipped" and "role" in record["reason"]
@@ -74,7 +75,8 @@ def test_random_target_comes_from_the_seeded_nemesis_stream():
 
 def test_crash_with_duration_records_start_restart_and_end():
     world = make_world(
-        policy={"name": "single-primary"}, workload={"clients_per_zone": 0},
+        policy={"name": "single-primary"},
+        workload={"clients_per_zone": 0},
         images=[{"name": "kv", "startup": "250ms"}],
         faults=[{"kind": "crash", "at": 1, "target": "n2", "duration": 2}],
     )
@@ -87,14 +89,25 @@ def test_crash_with_duration_records_start_restart_and_end():
 
 def test_final_phase_heals_partitions_and_restarts_crashed_containers():
     world = make_world(
-        policy={"name": "single-primary"}, workload={"clients_per_zone": 0},
-        faults=[{"kind": "partition", "at": 1, "shape": "isolate", "target": "n1"},
-                {"kind": "crash", "at": 2, "target": "n2"}],
+        policy={"name": "single-primary"},
+        workload={"clients_per_zone": 0},
+        faults=[
+            {"kind": "partition", "at": 1, "shape": "isolate", "target": "n1"},
+            {"kind": "crash", "at": 2, "target": "n2"},
+        ],
     )
     world.run()
     final = [r for r in world.nemesis.records if r["fault"] is None]
-    assert final == [{"time": 10.0, "fault": None, "kind": "final", "event": "apply",
-                      "ended": [0], "restarted": ["n2"]}]
+    assert final == [
+        {
+            "time": 10.0,
+            "fault": None,
+            "kind": "final",
+            "event": "apply",
+            "ended": [0],
+            "restarted": ["n2"],
+        }
+    ]
     assert world.network.cut_pairs == 0
     assert world.cluster.down() == []
     ends = {r["fault"]: r["time"] for r in world.nemesis.records if r["event"] == "end"}

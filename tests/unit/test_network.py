@@ -51,8 +51,11 @@ def partition_run(fault: dict, seed: int = 1):
 
 def test_explicit_groups_cut_between_groups_only():
     _, got = partition_run({"groups": [["n1", "n2"], ["n3", "n4", "n5"]]})
-    expected = {(a, b) for a, b in itertools.permutations(IDS, 2)
-                if (a in ("n1", "n2")) == (b in ("n1", "n2"))}
+    expected = {
+        (a, b)
+        for a, b in itertools.permutations(IDS, 2)
+        if (a in ("n1", "n2")) == (b in ("n1", "n2"))
+    }
     assert got == expected
 
 
@@ -64,8 +67,11 @@ def test_groups_leave_unlisted_containers_together():
 
 def test_groups_of_zones_expand_to_their_containers():
     _, got = partition_run({"groups": [["a"], ["b", "c"]]})  # a = n1, n4
-    expected = {(a, b) for a, b in itertools.permutations(IDS, 2)
-                if (a in ("n1", "n4")) == (b in ("n1", "n4"))}
+    expected = {
+        (a, b)
+        for a, b in itertools.permutations(IDS, 2)
+        if (a in ("n1", "n4")) == (b in ("n1", "n4"))
+    }
     assert got == expected
 
 
@@ -112,8 +118,9 @@ def test_one_way_partition_drops_one_direction_only():
 
 
 def test_partition_with_duration_heals_and_later_messages_pass():
-    world = probe_world(faults=[{"kind": "partition", "at": 1, "duration": 1, "shape": "isolate",
-                                 "target": "n1"}])
+    world = probe_world(
+        faults=[{"kind": "partition", "at": 1, "duration": 1, "shape": "isolate", "target": "n1"}]
+    )
     ping_all(world, 1.5, "during")
     ping_all(world, 2.5, "after")
     world.engine.run(3.0)
@@ -122,11 +129,13 @@ def test_partition_with_duration_heals_and_later_messages_pass():
 
 
 def test_heal_ends_every_partition():
-    world = probe_world(faults=[
-        {"kind": "partition", "at": 1, "shape": "isolate", "target": "n1"},
-        {"kind": "partition", "at": 1, "shape": "isolate", "target": "n2"},
-        {"kind": "heal", "at": 2},
-    ])
+    world = probe_world(
+        faults=[
+            {"kind": "partition", "at": 1, "shape": "isolate", "target": "n1"},
+            {"kind": "partition", "at": 1, "shape": "isolate", "target": "n2"},
+            {"kind": "heal", "at": 2},
+        ]
+    )
     ping_all(world, 2.5)
     world.engine.run(3.0)
     assert pings_received(world) == set(itertools.permutations(IDS, 2))
@@ -134,10 +143,12 @@ def test_heal_ends_every_partition():
 
 def test_overlapping_partitions_stack():
     # Two partitions cut n1 off; ending one of them leaves n1 cut off by the other.
-    world = probe_world(faults=[
-        {"kind": "partition", "at": 1, "duration": 1, "shape": "isolate", "target": "n1"},
-        {"kind": "partition", "at": 1, "duration": 2, "groups": [["n1"]]},
-    ])
+    world = probe_world(
+        faults=[
+            {"kind": "partition", "at": 1, "duration": 1, "shape": "isolate", "target": "n1"},
+            {"kind": "partition", "at": 1, "duration": 2, "groups": [["n1"]]},
+        ]
+    )
     ping_all(world, 2.5, "one-left")
     ping_all(world, 3.5, "none-left")
     world.engine.run(4.0)
@@ -147,8 +158,9 @@ def test_overlapping_partitions_stack():
 
 def test_message_in_flight_when_a_partition_starts_is_dropped():
     # n1 -> n2 is cross-zone: 2 ms. Sent 1 ms before the cut, it arrives 1 ms after it.
-    world = probe_world(faults=[{"kind": "partition", "at": 1, "duration": 1,
-                                 "groups": [["n1"], ["n2"]]}])
+    world = probe_world(
+        faults=[{"kind": "partition", "at": 1, "duration": 1, "groups": [["n1"], ["n2"]]}]
+    )
     n1 = world.cluster.node("n1")
     world.engine.call_in(0.999, n1.send, "n2", "ping", ("x", "n1", "n2"))
     world.engine.run(1.5)
@@ -157,8 +169,9 @@ def test_message_in_flight_when_a_partition_starts_is_dropped():
 
 
 def test_message_sent_during_a_partition_is_not_delivered_after_the_heal():
-    world = probe_world(faults=[{"kind": "partition", "at": 1, "duration": 0.0005,
-                                 "groups": [["n1"], ["n2"]]}])
+    world = probe_world(
+        faults=[{"kind": "partition", "at": 1, "duration": 0.0005, "groups": [["n1"], ["n2"]]}]
+    )
     n1 = world.cluster.node("n1")
     world.engine.call_in(1.0001, n1.send, "n2", "ping", ("x", "n1", "n2"))
     world.engine.run(2)
@@ -166,8 +179,9 @@ def test_message_sent_during_a_partition_is_not_delivered_after_the_heal():
 
 
 def test_constant_latency_by_link_class_and_kind():
-    world = probe_world(network={"latency": {"same_zone": "1ms", "cross_zone": "2ms",
-                                             "kinds": {"slow": "7ms"}}})
+    world = probe_world(
+        network={"latency": {"same_zone": "1ms", "cross_zone": "2ms", "kinds": {"slow": "7ms"}}}
+    )
     n1 = world.cluster.node("n1")
     world.engine.call_in(1.0, n1.send, "n4", "ping", ("x",))  # same zone (a)
     world.engine.call_in(1.0, n1.send, "n2", "ping", ("x",))  # cross zone
@@ -217,8 +231,9 @@ def test_duplication_delivers_extra_copies():
 
 
 def arrival_order(fifo: bool):
-    world = probe_world(network={"fifo": fifo, "latency": {
-        "cross_zone": {"dist": "exponential", "mean": "1ms"}}})
+    world = probe_world(
+        network={"fifo": fifo, "latency": {"cross_zone": {"dist": "exponential", "mean": "1ms"}}}
+    )
     send_many(world, 2000, gap=1e-4)
     world.engine.run(5)
     return [body for _, _, _, body in world.cluster.node("n2").received]
@@ -236,9 +251,10 @@ def test_without_fifo_latency_variance_reorders():
 
 
 def test_counters_add_up_under_partition_loss_and_duplication():
-    world = probe_world(network={"loss": 0.1, "duplicate": 0.1},
-                        faults=[{"kind": "partition", "at": 0.15, "duration": 0.1,
-                                 "groups": [["n1"], ["n2"]]}])
+    world = probe_world(
+        network={"loss": 0.1, "duplicate": 0.1},
+        faults=[{"kind": "partition", "at": 0.15, "duration": 0.1, "groups": [["n1"], ["n2"]]}],
+    )
     send_many(world, 5000)
     world.engine.run(5)
     c = world.network.counters()

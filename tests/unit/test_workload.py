@@ -27,8 +27,7 @@ def test_open_loop_poisson_rate_per_client():
 
 
 def test_open_loop_gaps_are_exponential():
-    world = make_world(workload={"rate": 100, "clients": [{"zone": "a", "count": 1}]},
-                       duration=50)
+    world = make_world(workload={"rate": 100, "clients": [{"zone": "a", "count": 1}]}, duration=50)
     ops, main = ops_of(world)
     gaps = np.diff(np.sort(ops.invoke_time[main]))
     assert gaps.mean() == pytest.approx(0.01, rel=0.05)
@@ -39,8 +38,12 @@ def test_closed_loop_runs_back_to_back_with_think_time():
     # One process, think 100 ms, zero-latency answers from the home container itself.
     world = make_world(
         policy={"name": "probes:Router", "params": {"target": "n1"}},
-        workload={"mode": "closed", "processes": 1, "think_time": "100ms",
-                  "clients": [{"zone": "a", "count": 1, "home": "n1"}]},
+        workload={
+            "mode": "closed",
+            "processes": 1,
+            "think_time": "100ms",
+            "clients": [{"zone": "a", "count": 1, "home": "n1"}],
+        },
         duration=0.95,
     )
     ops, main = ops_of(world)
@@ -51,7 +54,8 @@ def test_closed_loop_runs_back_to_back_with_think_time():
 def test_every_process_has_at_most_one_open_operation_and_info_retires_it():
     world = make_world(
         policy={"name": "probes:Router", "params": {"mode": "silent"}},
-        workload={"rate": 50, "timeout": "200ms"}, duration=2,
+        workload={"rate": 50, "timeout": "200ms"},
+        duration=2,
     )
     ops, main = ops_of(world)  # operations() raises if a process had two open at once
     assert set(ops.type[main].tolist()) == {INFO}
@@ -67,8 +71,11 @@ def test_open_loop_reuses_processes_after_definite_outcomes():
 
 
 def test_timeouts_are_info_at_exactly_the_deadline_never_fail():
-    world = make_world(policy={"name": "probes:Router", "params": {"mode": "silent"}},
-                       workload={"timeout": "300ms"}, duration=2)
+    world = make_world(
+        policy={"name": "probes:Router", "params": {"mode": "silent"}},
+        workload={"timeout": "300ms"},
+        duration=2,
+    )
     ops, main = ops_of(world)
     assert (ops.type[main] == INFO).all()
     assert np.allclose(ops.complete_time[main] - ops.invoke_time[main], 0.3)
@@ -76,8 +83,9 @@ def test_timeouts_are_info_at_exactly_the_deadline_never_fail():
 
 
 def test_written_values_are_unique_per_key():
-    world = make_world(workload={"rate": 50, "keys": 3, "read_fraction": 0.2,
-                                 "cas_fraction": 0.2}, duration=3)
+    world = make_world(
+        workload={"rate": 50, "keys": 3, "read_fraction": 0.2, "cas_fraction": 0.2}, duration=3
+    )
     ops, main = ops_of(world)
     written = collections.defaultdict(list)
     for i in np.flatnonzero(main & (ops.f != 0)):
@@ -88,12 +96,12 @@ def test_written_values_are_unique_per_key():
 
 
 def test_redirects_are_followed_to_the_named_node():
-    world = make_world(policy={"name": "probes:Router", "params": {"target": "n3"}},
-                       duration=2)
+    world = make_world(policy={"name": "probes:Router", "params": {"target": "n3"}}, duration=2)
     ops, main = ops_of(world)
     assert (ops.type[main] == OK).all()
-    completions = [world.history.nodes.names[world.history.node[int(j)]]
-                   for j in ops.complete_index[main]]
+    completions = [
+        world.history.nodes.names[world.history.node[int(j)]] for j in ops.complete_index[main]
+    ]
     assert set(completions) == {"n3"}
 
 
@@ -112,35 +120,36 @@ def test_definite_failures_are_retried_with_backoff_then_fail():
 
 def test_redirect_loop_fails_definitely():
     # Every node redirects to the next one: n1 -> n2 -> ... -> n5 -> n1 -> ...
-    world = make_world(policy={"name": "probes:Router", "params": {"mode": "loop"}},
-                       duration=1)
+    world = make_world(policy={"name": "probes:Router", "params": {"mode": "loop"}}, duration=1)
     ops, main = ops_of(world)
     assert (ops.type[main] == FAIL).all()
     assert {ops.error(i) for i in np.flatnonzero(main)} == {"redirect-loop"}
 
 
 def test_redirect_to_an_unknown_node_fails_definitely():
-    world = make_world(policy={"name": "probes:Router", "params": {"target": "n9"}},
-                       duration=1)
+    world = make_world(policy={"name": "probes:Router", "params": {"target": "n9"}}, duration=1)
     ops, main = ops_of(world)
     assert (ops.type[main] == FAIL).all()
     assert {ops.error(i) for i in np.flatnonzero(main)} == {"bad-redirect:'n9'"}
 
 
 def test_zipf_keys_follow_the_power_law():
-    world = make_world(workload={"rate": 200, "keys": 20, "key_distribution": "zipf",
-                                 "zipf_s": 1.0}, duration=20)
+    world = make_world(
+        workload={"rate": 200, "keys": 20, "key_distribution": "zipf", "zipf_s": 1.0}, duration=20
+    )
     ops, main = ops_of(world)
     counts = collections.Counter(ops.key_name(int(i)) for i in np.flatnonzero(main))
     # P(k0) / P(k1) = 2 ** s = 2; P(k0) = 1 / H(20) = 0.2779.
     assert counts["k0"] / counts["k1"] == pytest.approx(2.0, rel=0.1)
-    assert counts["k0"] / main.sum() == pytest.approx(1 / sum(1 / i for i in range(1, 21)),
-                                                      rel=0.05)
+    assert counts["k0"] / main.sum() == pytest.approx(
+        1 / sum(1 / i for i in range(1, 21)), rel=0.05
+    )
 
 
 def test_read_and_cas_fractions():
-    world = make_world(workload={"rate": 200, "read_fraction": 0.5, "cas_fraction": 0.2},
-                       duration=10)
+    world = make_world(
+        workload={"rate": 200, "read_fraction": 0.5, "cas_fraction": 0.2}, duration=10
+    )
     ops, main = ops_of(world)
     n = main.sum()
     fractions = [float(((ops.f == f) & main).sum() / n) for f in range(3)]
@@ -159,10 +168,22 @@ def test_client_on_the_minority_side_shares_its_home_containers_partition():
     # Clients homed on n4 and n5 are cut off from the primary n1 with their homes.
     world = make_world(
         policy={"name": "single-primary", "params": {"primary": "n1"}},
-        workload={"clients": [{"zone": "a", "home": "n4"}, {"zone": "b", "home": "n5"},
-                              {"zone": "a", "home": "n1"}], "rate": 20},
-        faults=[{"kind": "partition", "at": 2, "duration": 5,
-                 "groups": [["n1", "n2", "n3"], ["n4", "n5"]]}],
+        workload={
+            "clients": [
+                {"zone": "a", "home": "n4"},
+                {"zone": "b", "home": "n5"},
+                {"zone": "a", "home": "n1"},
+            ],
+            "rate": 20,
+        },
+        faults=[
+            {
+                "kind": "partition",
+                "at": 2,
+                "duration": 5,
+                "groups": [["n1", "n2", "n3"], ["n4", "n5"]],
+            }
+        ],
     )
     ops, main = ops_of(world)
     during = main & (ops.invoke_time >= 2) & (ops.invoke_time < 6.5)

@@ -1,0 +1,130 @@
+"""The single-primary policy's CAP claim, checked in the simulator from the summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_scenario
+
+from capsim.history import OK, READ
+from capsim.runner import build, run
+
+SPLIT = {"kind": "partition", "at": 3, "duration": 4, "groups": [["n1", "n2", "n3"], ["n4", "n5"]]}
+
+
+def test_primary_on_the_majority_side_keeps_the_majority_available():
+    res = run(
+        make_scenario(
+            policy={"params": {"primary": "n1"}},
+            faults=[SPLIT],
+            workload={"rate": 30, "clients_per_zone": 2},
+        ),
+        seed=2,
+    )
+    side = res.summary["availability"]["by_side"]
+    assert side["majority"] == 1.0
+    assert side["minority"] == 0.0
+    assert res.summary["availability"]["outside_faults"] == 1.0
+
+
+def test_primary_cut_off_with_the_minority_means_nobody_can_write():
+    sc = make_scenario(
+        policy={"params": {"primary": "n4"}},
+        faults=[SPLIT],
+        workload={"rate": 30, "read_fraction": 0.5, "clients_per_zone": 2},
+    )
+    res = run(sc, seed=2)
+    ops = res.history.operations()
+    during = (~ops.final) & (ops.invoke_time >= 3) & (ops.invoke_time < 7 - sc.workload.timeout)
+    updates = during & (ops.f != READ)
+    assert updates.sum() > 20
+    assert not (ops.type[updates] == OK).any()  # no write committed on either side
+    # Clients beside the primary can still read (its state is the latest: nobody else writes).
+    reads_ok = during & (ops.f == READ) & (ops.type == OK)
+    assert reads_ok.any() and (ops.side[reads_ok] == 2).all()
+    assert res.summary["availability"]["by_side"]["majority"] == 0.0
+
+
+def test_halves_with_the_primary_in_the_minority_by_role_target():
+    sc = make_scenario(
+        faults=[
+            {"kind": "partition", "at": 3, "duration": 4, "shape": "halves", "target": "primary"}
+        ],
+        workload={"rate": 30},
+    )
+    res = run(sc, seed=4)
+    assert res.summary["availability"]["by_side"]["majority"] == 0.0
+    assert res.summary["availability"]["outside_faults"] == 1.0
+
+
+def test_crashed_primary_means_no_service_until_it_restarts():
+    sc = make_scenario(
+        images=[{"name": "kv", "startup": "1s"}],
+        faults=[{"kind": "crash", "at": 3, "target": "primary", "duration": 2}],
+        workload={"rate": 30},
+    )
+    res = run(sc, seed=1)
+    ops = res.history.operations()
+    main = ~ops.final
+    down = main & (ops.invoke_time > 3.01) & (ops.invoke_time < 6)  # down 3..5, starting 5..6
+    assert down.sum() > 50 and not (ops.type[down] == OK).any()
+    after = main & (ops.invoke_time > 6.01)
+    assert (ops.type[after] == OK).mean() > 0.95  # recovered from its durable log
+
+
+def test_no_acknowledged_add_is_lost_under_partitions_crashes_and_loss():
+    sc = make_scenario(
+        workload={"kind": "set", "rate": 40, "keys": 3, "retries": {"attempts": 2}},
+        network={"loss": 0.05},
+        faults=[
+            {"kind": "partition", "at": 1, "duration": 2, "shape": "halves"},
+            {"kind": "crash", "at": 3.5, "target": "primary", "duration": 0.5},
+            {"kind": "crash", "at": 5, "target": ["n2", "n3"], "duration": 1},
+            {"kind": "partition", "at": 7, "duration": 1.5, "shape": "bridge"},
+        ],
+    )
+    for seed in range(3):
+        res = run(sc, seed=seed)
+        d = res.summary["durability"]
+        assert d["acknowledged_writes"] > 100
+        assert d["lost_writes"] == 0 and d["unchecked_writes"] == 0
+
+
+def test_replicas_converge_after_the_final_heal():
+    world = build(make_scenario(faults=[SPLIT], workload={"rate": 40, "keys": 4}), seed=3)
+    world.run()
+    for key in world.workload.keys:
+        states = {
+            tuple(np.atleast_1d(world.cluster.node(c).value_of(key)[0]).tolist())
+            for c in ("n1", "n2", "n3", "n4", "n5")
+        }
+        assert len(states) == 1, key
+    logs = [world.cluster.node(c).applied_log() for c in ("n1", "n2", "n3", "n4", "n5")]
+    assert all(log == logs[0] for log in logs) and len(logs[0]) > 100
+
+
+def test_duplicated_requests_are_applied_once():
+    world = build(make_scenario(network={"duplicate": 0.3}, workload={"rate": 40}), seed=5)
+    world.run()
+    log = world.cluster.node("n1").applied_log()
+    written = [(op, key, value) for op, key, value in log if op == "write"]
+    assert len(written) == len(set(written))
+
+
+def test_role_and_term_introspection():
+    world = build(make_scenario(policy={"params": {"primary": "n2"}}), seed=1)
+    world.start()
+    assert [world.cluster.node(c).role for c in ("n1", "n2", "n3")] == [
+        "backup",
+        "primary",
+        "backup",
+    ]
+
+
+@pytest.mark.parametrize("bad", [{"retry_interval": 0}, {"max_batch": 0}])
+def test_nonsensical_parameters_are_refused(bad):
+    from capsim.errors import ScenarioError
+    from capsim.runner import prepare
+
+    with pytest.raises(ScenarioError):
+        prepare(make_scenario(policy={"params": bad}))

@@ -1,0 +1,173 @@
+"""Running a scenario: determinism, the final phase, and the output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import make_scenario
+
+import capsim
+from capsim.runner import OUTPUT_FILES, run
+from capsim.scenario import load_scenario
+
+FAULTY = {
+    "faults": [
+        {"kind": "partition", "at": 2, "duration": 3, "shape": "halves"},
+        {"kind": "crash", "at": 6, "target": "random", "duration": 1},
+    ],
+    "network": {
+        "latency": {"cross_zone": {"dist": "lognormal", "median": "2ms", "sigma": 0.5}},
+        "loss": 0.01,
+    },
+}
+
+
+def without_perf(summary):
+    return {k: v for k, v in summary.items() if k != "perf"}
+
+
+def test_same_scenario_and_seed_give_identical_results(tmp_path):
+    sc = make_scenario(**FAULTY)
+    a, b = run(sc, seed=3), run(sc, seed=3)
+    assert without_perf(a.summary) == without_perf(b.summary)
+    a.write(tmp_path / "a")
+    b.write(tmp_path / "b")
+    for name in OUTPUT_FILES:
+        if name == "summary.json":
+            continue
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_ten_seeds_give_ten_digests():
+    sc = make_scenario(**FAULTY)
+    digests = {run(sc, seed=s).summary["trace_digest"] for s in range(10)}
+    assert len(digests) == 10
+
+
+def test_same_digest_in_another_process_with_another_hash_seed():
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from conftest import make_scenario; "
+        "from capsim.runner import run; "
+        f"print(run(make_scenario(**{FAULTY!r}), seed=5).summary['trace_digest'])"
+    )
+    digests = set()
+    for hash_seed in ("1", "999"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=os.path.dirname(os.path.dirname(__file__)),
+        )
+        digests.add(out.stdout.strip())
+    assert digests == {run(make_scenario(**FAULTY), seed=5).summary["trace_digest"]}
+
+
+def test_final_phase_heals_and_reads_every_key_from_every_container():
+    # The primary is isolated for good and a backup crashes for good; the final phase
+    # heals both and reads all 4 keys from all 5 containers.
+    sc = make_scenario(
+        workload={"keys": 4},
+        faults=[
+            {"kind": "partition", "at": 3, "shape": "isolate", "target": "primary"},
+            {"kind": "crash", "at": 4, "target": "n5"},
+        ],
+    )
+    res = run(sc, seed=1)
+    assert res.summary["final"] == {"total": 20, "ok": 20, "fail": 0, "info": 0}
+    ops = res.history.operations()
+    assert int((~ops.final).sum()) == res.summary["ops"]["total"]
+    assert ops.invoke_time[ops.final].min() == pytest.approx(sc.duration + sc.settle)
+    # The final reads all agree: the single primary converged every replica's reads.
+    by_key = {}
+    for i in range(len(ops)):
+        if ops.final[i]:
+            by_key.setdefault(ops.key_name(i), set()).add(json.dumps(ops.output(i)))
+    assert all(len(v) == 1 for v in by_key.values())
+
+
+def test_final_phase_operations_do_not_count_in_availability():
+    sc = make_scenario(faults=[{"kind": "crash", "at": 0, "target": "n1"}])  # the primary
+    res = run(sc, seed=1)
+    assert res.summary["availability"]["write"] == 0.0  # never served during the run
+    assert res.summary["final"]["ok"] == res.summary["final"]["total"] > 0
+
+
+def test_output_folder_has_every_file_and_replays(tmp_path):
+    sc = make_scenario(**FAULTY)
+    res = run(sc, seed=9, trace=True)
+    out = res.write(tmp_path / "out")
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUT_FILES, "messages.jsonl"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trace_digest"] == res.summary["trace_digest"]
+    resolved = load_scenario(out / "scenario.resolved.yaml")
+    assert resolved.seed == 9
+    replay = run(resolved)
+    assert replay.summary["trace_digest"] == res.summary["trace_digest"]
+    faults = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
+    assert [f["event"] for f in faults][:2] == ["start", "end"]
+    header = (out / "timeseries.csv").read_text().splitlines()[0]
+    assert header == (
+        "t_s,ok,fail,info,majority_ok,majority_fail,majority_info,"
+        "minority_ok,minority_fail,minority_info"
+    )
+    messages = (out / "messages.jsonl").read_text().splitlines()
+    assert (
+        len(messages) == res.summary["messages"]["delivered"] + res.summary["messages"]["dropped"]
+    )
+    assert json.loads((out / "versions.json").read_text())["simpy"]
+
+
+def test_a_failed_write_leaves_no_half_written_folder(tmp_path, monkeypatch):
+    res = run(make_scenario(), seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous run")
+
+    def broken(path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(res.history, "to_jsonl", broken)
+    with pytest.raises(OSError):
+        res.write(out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
+
+
+def test_summary_has_the_documented_keys_and_no_nan():
+    res = run(make_scenario(), seed=1)
+    s = res.summary
+    for key in (
+        "scenario",
+        "seed",
+        "policy",
+        "sim_time_s",
+        "ops",
+        "availability",
+        "latency_ms",
+        "durability",
+        "messages",
+        "perf",
+        "trace_digest",
+        "versions",
+    ):
+        assert key in s
+    assert set(s["availability"]["by_side"]) == {"majority", "minority"}
+    assert s["availability"]["by_side"]["minority"] is None  # no partition: no data, not NaN
+    assert set(s["latency_ms"]["read"]) >= {"p50", "p99", "p999"}
+    json.dumps(s, allow_nan=False)
+
+
+def test_public_api_round_trip(root):
+    sc = capsim.load_scenario(root / "scenarios" / "quickstart.yaml")
+    res = capsim.run(sc, seed=7)
+    assert isinstance(res.history, capsim.History)
+    assert res.summary["seed"] == 7
+    assert yaml.safe_load((root / "scenarios" / "quickstart.yaml").read_text())["name"] == sc.name
