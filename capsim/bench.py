@@ -83,7 +83,7 @@ def bench_policy(policy: str, ops: int = 200_000, seed: int = 1) -> dict[str, An
         "policy": policy,
         "ops": len(world.history) // 2,
         "messages": world.network.delivered,
-        "events": world.engine.events,
+        "events": world.events,
         "wall_s": wall,
     }
 

@@ -230,6 +230,11 @@ class World:
         self.end = max(final_start, scenario.duration + timeout) + timeout
         engine.run(self.end + 1e-9)
 
+    @property
+    def events(self) -> int:
+        """Events scheduled on the simulation clock so far (messages, timers, calls)."""
+        return self.engine.events + self.network.scheduled
+
     def digest(self) -> str:
         h = self.history
         parts = [
@@ -265,7 +270,7 @@ class World:
                 ),
                 "skipped": sum(1 for r in self.nemesis.records if r["event"] == "skipped"),
             },
-            "perf": {"events": self.engine.events, "wall_s": round(wall, 6)},
+            "perf": {"events": self.events, "wall_s": round(wall, 6)},
             "trace_digest": digest,
             "versions": versions(),
         }

@@ -100,7 +100,8 @@ class SinglePrimary(Node):
                 self.waiting[index] = req
             return
         value = tuple(req.value) if req.op == "cas" else req.value
-        index = self.log.append((req.op, req.key, value, req.id))
+        index = len(self.log)
+        self.log.append((req.op, req.key, value, req.id))
         self.seen[req.id] = index
         self.waiting[index] = req
         if len(self.peers) == 1:

@@ -82,9 +82,17 @@ def _refuse(container: Container, msg: Message, error: str) -> None:
     req = msg.body
     client = req._client
     net: Network = client.network
-    out = net.new_message(container.id, client.id, CLIENT_REPLY, (req, "fail", error), -1)
-    out._client = client
-    net.transmit(out, container, client.home, client_leg=True)
+    net.send(
+        container.id,
+        client.id,
+        CLIENT_REPLY,
+        (req, "fail", error),
+        -1,
+        None,
+        container,
+        client.home,
+        client,
+    )
 
 
 class Cluster:

@@ -27,6 +27,7 @@ their latencies vary. Counters: ``sent``, ``delivered``, ``dropped`` (with reaso
 from __future__ import annotations
 
 import json
+from heapq import heappush
 from typing import Any
 
 from capsim.distributions import draws
@@ -62,10 +63,9 @@ class Message:
         "sent_at",
         "callbacks",
         "_ok",
-        "_src_i",
+        "_src_c",
         "_dst_c",
         "_client",
-        "_code",
     )
 
     def __repr__(self) -> str:
@@ -124,131 +124,137 @@ class Network:
         self._times = engine.trace_times
         self._codes = engine.trace_codes
         self._env = engine.env
+        self._queue = engine.env._queue
+        self._eid = engine.env._eid
+        self.scheduled = 0
 
     # -- sending -------------------------------------------------------------------------
 
-    def new_message(self, src: str, dst: str, kind: str, body: Any, shard: int) -> Message:
-        """A message with a fresh id, not yet sent."""
+    def send(
+        self,
+        src: str,
+        dst: str,
+        kind: str,
+        body: Any,
+        shard: int,
+        reply_to: int | None,
+        src_c,
+        dst_c,
+        client=None,
+    ) -> Message:
+        """Send a message from container ``src_c`` to container ``dst_c``; returns it.
+
+        ``src`` and ``dst`` are the names the receiver sees (a client's name on the client
+        leg). A message to or from a ``client`` travels on the client leg.
+        """
+        self.sent += 1
+        self._next_id += 1
         msg = Message()
         msg.src = src
         msg.dst = dst
         msg.kind = kind
         msg.body = body
-        self._next_id += 1
         msg.id = self._next_id
-        msg.reply_to = None
+        msg.reply_to = reply_to
         msg.shard = shard
-        msg._client = None
-        return msg
-
-    def transmit(self, msg: Message, src_c, dst_c, client_leg: bool = False) -> None:
-        """Send ``msg`` from container ``src_c`` to container ``dst_c``."""
-        self.sent += 1
         env = self._env
         now = env._now
         msg.sent_at = now
+        msg._src_c = src_c
+        msg._dst_c = dst_c
+        msg._client = client
         src_i = src_c.idx
         dst_i = dst_c.idx
-        msg._src_i = src_i
-        msg._dst_c = dst_c
-        kind = msg.kind
-        code = self._kinds.get(kind)
-        if code is None:
-            code = self._kinds[kind] = len(self._kinds)
-        msg._code = (src_i << 32) | (dst_i << 16) | code
         if self.cut_pairs and self.cut[src_i][dst_i]:
             self._drop(msg, "partition")
-            return
+            return msg
         if self._loss_draws is not None and next(self._loss_draws) < self._loss:
             self._drop(msg, "loss")
-            return
-        if client_leg:
+            return msg
+        delay = self._delay(msg, src_i, dst_i, now)
+        msg.callbacks = [self._deliver]
+        msg._ok = True
+        self.scheduled += 1
+        # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
+        # on the hottest path; ties still break in scheduling order.
+        heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
+        if self._dup_draws is not None and next(self._dup_draws) < self._dup:
+            self._duplicate(msg)
+        return msg
+
+    def _delay(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
+        if msg._client is not None or msg.kind == CLIENT:
             # The client sits beside its home container: the client leg, then the link
             # from the home container to the node if they differ.
             delay = next(self._client)
             if src_i != dst_i:
                 cls = self.link_class[src_i][dst_i]
-                sampler = self._samplers[cls].get(kind)
+                sampler = self._samplers[cls].get(msg.kind)
                 delay += next(sampler if sampler is not None else self._default[cls])
-        else:
-            cls = self.link_class[src_i][dst_i]
-            sampler = self._samplers[cls].get(kind)
-            delay = next(sampler if sampler is not None else self._default[cls])
-            if self._fifo_last is not None:
-                pair = src_i * 65536 + dst_i
-                arrival = now + delay
-                last = self._fifo_last.get(pair, 0.0)
-                if arrival < last:
-                    arrival = last
-                    delay = arrival - now
-                self._fifo_last[pair] = arrival
-        msg.callbacks = [self._deliver]
-        msg._ok = True
-        self.engine.events += 1
-        env.schedule(msg, NORMAL, delay)
-        if self._dup_draws is not None and next(self._dup_draws) < self._dup:
-            self._duplicate(msg, client_leg)
+            return delay
+        cls = self.link_class[src_i][dst_i]
+        sampler = self._samplers[cls].get(msg.kind)
+        delay = next(sampler if sampler is not None else self._default[cls])
+        if self._fifo_last is not None:
+            pair = src_i * 65536 + dst_i
+            arrival = now + delay
+            last = self._fifo_last.get(pair, 0.0)
+            if arrival < last:
+                arrival = last
+                delay = arrival - now
+            self._fifo_last[pair] = arrival
+        return delay
 
-    def _duplicate(self, msg: Message, client_leg: bool) -> None:
+    def _duplicate(self, msg: Message) -> None:
         copy = Message()
         for slot in ("src", "dst", "kind", "body", "id", "reply_to", "shard", "sent_at"):
             setattr(copy, slot, getattr(msg, slot))
-        copy._src_i = msg._src_i
+        copy._src_c = msg._src_c
         copy._dst_c = msg._dst_c
         copy._client = msg._client
-        copy._code = msg._code
         self.duplicated += 1
-        if client_leg:
-            delay = next(self._client)
-            if msg._src_i != msg._dst_c.idx:
-                cls = self.link_class[msg._src_i][msg._dst_c.idx]
-                sampler = self._samplers[cls].get(msg.kind)
-                delay += next(sampler if sampler is not None else self._default[cls])
-        else:
-            cls = self.link_class[msg._src_i][msg._dst_c.idx]
-            sampler = self._samplers[cls].get(msg.kind)
-            delay = next(sampler if sampler is not None else self._default[cls])
-            if self._fifo_last is not None:
-                pair = msg._src_i * 65536 + msg._dst_c.idx
-                arrival = max(self._env._now + delay, self._fifo_last.get(pair, 0.0))
-                delay = arrival - self._env._now
-                self._fifo_last[pair] = arrival
+        now = self._env._now
+        delay = self._delay(copy, msg._src_c.idx, msg._dst_c.idx, now)
         copy.callbacks = [self._deliver]
         copy._ok = True
-        self.engine.events += 1
-        self._env.schedule(copy, NORMAL, delay)
+        self.scheduled += 1
+        heappush(self._queue, (now + delay, NORMAL, next(self._eid), copy))
 
     # -- arriving ------------------------------------------------------------------------
 
     def _deliver(self, msg: Message) -> None:
         dst_c = msg._dst_c
-        if self.cut_pairs and self.cut[msg._src_i][dst_c.idx]:
+        src_i = msg._src_c.idx
+        if self.cut_pairs and self.cut[src_i][dst_c.idx]:
             self._drop(msg, "partition")
             return
         client = msg._client
-        if client is not None:
-            self._delivered(msg)
-            client.on_reply(msg)
-            return
-        if not dst_c.up:
+        if client is None and not dst_c.up:
             self._drop(msg, "down")
             if msg.kind == CLIENT:
                 dst_c.refuse(msg)
             return
-        self._delivered(msg)
-        dst_c.receive(msg)
-
-    def _delivered(self, msg: Message) -> None:
         self.delivered += 1
+        kind = self._kinds.get(msg.kind)
+        if kind is None:
+            kind = self._kinds[msg.kind] = len(self._kinds)
         self._times.append(self._env._now)
-        self._codes.append(msg._code)
+        self._codes.append((src_i << 32) | (dst_c.idx << 16) | kind)
         if self.record:
             self._log(msg, "delivered")
+        if client is not None:
+            client.on_reply(msg)
+        else:
+            dst_c.receive(msg)
 
     def _drop(self, msg: Message, reason: str) -> None:
         self.dropped[reason] += 1
+        kind = self._kinds.get(msg.kind)
+        if kind is None:
+            kind = self._kinds[msg.kind] = len(self._kinds)
+        code = (msg._src_c.idx << 32) | (msg._dst_c.idx << 16) | kind
         self._times.append(self._env._now)
-        self._codes.append(msg._code | (_DROP_CODE[reason] << 48))
+        self._codes.append(code | (_DROP_CODE[reason] << 48))
         if self.record:
             self._log(msg, f"dropped:{reason}")
 

@@ -82,42 +82,21 @@ def _fire(timer: Timer) -> None:
     timer.fn(*timer.args)
 
 
-class DurableLog:
+class DurableLog(list):
     """An append-only log in durable state (a write-ahead log): it survives crashes.
 
-    Supports ``append``, ``extend``, ``truncate(n)`` (keep the first ``n`` entries),
-    ``len``, indexing and slicing. Entries should be immutable values (tuples, numbers,
-    strings).
+    A list: append, extend, index, slice and ``len`` as usual. Remove entries only with
+    :meth:`truncate`. Entries should be immutable values (tuples, numbers, strings).
     """
 
-    __slots__ = ("_entries",)
-
-    def __init__(self) -> None:
-        self._entries: list[Any] = []
-
-    def append(self, entry: Any) -> int:
-        """Append ``entry``; returns its index."""
-        self._entries.append(entry)
-        return len(self._entries) - 1
-
-    def extend(self, entries: list[Any]) -> None:
-        self._entries.extend(entries)
+    __slots__ = ()
 
     def truncate(self, length: int) -> None:
         """Drop every entry from index ``length`` on."""
-        del self._entries[length:]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __getitem__(self, index):
-        return self._entries[index]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._entries)
+        del self[length:]
 
     def __repr__(self) -> str:
-        return f"DurableLog({len(self._entries)} entries)"
+        return f"DurableLog({len(self)} entries)"
 
 
 class Durable:
@@ -235,12 +214,16 @@ class Node:
         """This node's clock in seconds: simulated time as its container's clock reads it."""
         return self._container.clock()
 
-    def send(self, dst: str, kind: str, body: Any = None) -> Message:
-        """Send ``body`` to replica ``dst`` of this shard as a message of ``kind``."""
-        msg = self._net.new_message(self.id, dst, kind, body, self.shard)
-        if self._alive:
-            self._net.transmit(msg, self._container, self._containers[dst])
-        return msg
+    def send(self, dst: str, kind: str, body: Any = None) -> Message | None:
+        """Send ``body`` to replica ``dst`` of this shard as a message of ``kind``.
+
+        Returns the message (``None`` if this replica has crashed and can send nothing).
+        """
+        if not self._alive:
+            return None
+        return self._net.send(
+            self.id, dst, kind, body, self.shard, None, self._container, self._containers[dst]
+        )
 
     def broadcast(self, kind: str, body: Any = None) -> None:
         """Send ``body`` to every other replica of this shard."""
@@ -248,13 +231,20 @@ class Node:
             if peer != self.id:
                 self.send(peer, kind, body)
 
-    def reply(self, msg: Message, kind: str, body: Any = None) -> Message:
+    def reply(self, msg: Message, kind: str, body: Any = None) -> Message | None:
         """Answer ``msg``: a message to its sender whose ``reply_to`` is ``msg.id``."""
-        out = self._net.new_message(self.id, msg.src, kind, body, self.shard)
-        out.reply_to = msg.id
-        if self._alive:
-            self._net.transmit(out, self._container, self._containers[msg.src])
-        return out
+        if not self._alive:
+            return None
+        return self._net.send(
+            self.id,
+            msg.src,
+            kind,
+            body,
+            self.shard,
+            msg.id,
+            self._container,
+            self._containers[msg.src],
+        )
 
     def rpc(
         self,
@@ -265,18 +255,20 @@ class Node:
         *,
         timeout: float | None = None,
         on_timeout: Callable[[], None] | None = None,
-    ) -> Message:
+    ) -> Message | None:
         """Send a request and call ``on_reply(reply)`` when the first reply arrives.
 
         After ``timeout`` seconds of this node's clock without a reply, ``on_timeout()`` is
         called instead and a later reply goes to :meth:`on_message`. A crash forgets every
         pending rpc.
         """
-        msg = self._net.new_message(self.id, dst, kind, body, self.shard)
+        if not self._alive:
+            return None
+        msg = self._net.send(
+            self.id, dst, kind, body, self.shard, None, self._container, self._containers[dst]
+        )
         timer = self.set_timer(timeout, self._rpc_timeout, msg.id) if timeout else None
         self._pending[msg.id] = (on_reply, timer, on_timeout)
-        if self._alive:
-            self._net.transmit(msg, self._container, self._containers[dst])
         return msg
 
     def set_timer(self, delay: float, fn: Callable[..., None], *args: Any) -> Timer:
@@ -291,8 +283,9 @@ class Node:
         timer.fn = fn
         timer.args = args
         timer.cancelled = False
-        self._engine.events += 1
-        self._engine.env.schedule(timer, 1, self._container.real_delay(delay))
+        engine = self._engine
+        engine.events += 1
+        engine.env.schedule(timer, 1, self._container.real_delay(delay))
         return timer
 
     def sync(self, fn: Callable[..., None], *args: Any) -> Timer:
@@ -355,6 +348,14 @@ class Node:
         if not self._alive:
             return
         client = req._client
-        msg = self._net.new_message(self.id, client.id, CLIENT_REPLY, (req, outcome, value), -1)
-        msg._client = client
-        self._net.transmit(msg, self._container, client.home, client_leg=True)
+        self._net.send(
+            self.id,
+            client.id,
+            CLIENT_REPLY,
+            (req, outcome, value),
+            -1,
+            None,
+            self._container,
+            client.home,
+            client,
+        )

@@ -285,8 +285,7 @@ class Workload:
         op.target = target
         op.outstanding = True
         net = self.network
-        msg = net.new_message(op.client.id, target.id, CLIENT, req, op.shard)
-        net.transmit(msg, op.client.home, target, client_leg=True)
+        net.send(op.client.id, target.id, CLIENT, req, op.shard, None, op.client.home, target)
 
     def _on_reply(self, msg: Message) -> None:
         req, outcome, value = msg.body
