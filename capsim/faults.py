@@ -34,13 +34,28 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from capsim.schema import NonNegativeDuration, PositiveDuration, spec
+from capsim.distributions import Distribution
+from capsim.schema import (
+    Duration,
+    NonNegativeDuration,
+    PositiveDuration,
+    PositiveRate,
+    Probability,
+    spec,
+)
 
 __all__ = [
     "Partition",
     "Heal",
     "Crash",
     "Restart",
+    "Pause",
+    "ClockSkew",
+    "LinkFault",
+    "ZoneOutage",
+    "RollingUpgrade",
+    "RandomFaults",
+    "Churn",
     "Fault",
     "FAULTS",
     "ROLE_TARGETS",
@@ -87,7 +102,7 @@ class Partition:
 
 @spec
 class Heal:
-    """End every partition (and, later, link fault) in force; crashed containers stay down."""
+    """End every partition and link fault in force; crashed or paused containers stay so."""
 
     at: NonNegativeDuration
     kind: Literal["heal"] = Field(default="heal", repr=False)
@@ -118,7 +133,156 @@ class Restart:
     kind: Literal["restart"] = Field(default="restart", repr=False)
 
 
-Fault = Annotated[Partition | Heal | Crash | Restart, Field(discriminator="kind")]
+@spec
+class Pause:
+    """Freeze the target containers (a GC pause, SIGSTOP) for ``duration``.
+
+    Messages to a paused container wait in its queue and its timers fire late, all at
+    once on resume, in the order they became due. Without a duration the pause lasts
+    until the final phase.
+    """
+
+    at: NonNegativeDuration
+    target: Target = "random"
+    duration: PositiveDuration | None = None
+    shard: Annotated[int, Field(ge=0)] = 0
+    kind: Literal["pause"] = Field(default="pause", repr=False)
+
+
+@spec
+class ClockSkew:
+    """Shift the target containers' clocks by ``offset`` and make them run at ``rate``.
+
+    A container's clock reads what ``Node.now()`` returns (timestamps, leases): it jumps
+    by ``offset`` (negative goes back) and then advances ``rate`` seconds per simulated
+    second. Timers measure elapsed time on the same clock, so with ``rate: 2`` a 100 ms
+    timer fires after 50 ms; a jump does not move timers (they run on the monotonic part).
+    When the fault ends the clock is stepped back to true time, as NTP would.
+    """
+
+    at: NonNegativeDuration
+    target: Target = "random"
+    offset: Duration = 0.0
+    rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    duration: PositiveDuration | None = None
+    shard: Annotated[int, Field(ge=0)] = 0
+    kind: Literal["clock"] = Field(default="clock", repr=False)
+
+
+@spec
+class LinkFault:
+    """Degrade links: extra ``latency`` (a distribution), ``loss``, ``duplicate``.
+
+    The links are those of the ``target`` containers (or zones) to every other container,
+    or those between two ``groups``. ``direction`` is ``both``, ``out`` (only messages
+    leaving the target or first group) or ``in`` (only messages arriving there).
+    """
+
+    at: NonNegativeDuration
+    duration: PositiveDuration | None = None
+    target: Target | None = None
+    groups: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    direction: Literal["both", "out", "in"] = "both"
+    latency: Distribution | None = None
+    loss: Probability = 0.0
+    duplicate: Probability = 0.0
+    shard: Annotated[int, Field(ge=0)] = 0
+    kind: Literal["link"] = Field(default="link", repr=False)
+
+    @model_validator(mode="after")
+    def _links(self):
+        if (self.target is None) == (self.groups is None):
+            raise ValueError("a link fault takes either 'target' or 'groups' (two groups)")
+        if self.latency is None and not self.loss and not self.duplicate:
+            raise ValueError("a link fault needs 'latency', 'loss' or 'duplicate'")
+        return self
+
+
+@spec
+class ZoneOutage:
+    """Take a whole zone out: ``mode: crash`` crashes every container in it (restarting
+    them after ``duration``); ``mode: isolate`` cuts the zone off from every other zone.
+    Either way the zone's clients go with it: they invoke nothing until it is back."""
+
+    at: NonNegativeDuration
+    zone: str
+    mode: Literal["crash", "isolate"] = "crash"
+    duration: PositiveDuration | None = None
+    kind: Literal["zone-outage"] = Field(default="zone-outage", repr=False)
+
+
+@spec
+class RollingUpgrade:
+    """Restart the target containers onto ``image`` (``name:version``), at most
+    ``max_unavailable`` at a time, waiting for each batch to be ready (plus ``wait``)
+    before the next. The new version's image ``params`` apply to the restarted replicas,
+    so a mixed-version cluster runs while the upgrade is under way."""
+
+    at: NonNegativeDuration
+    image: str
+    target: Target | None = None
+    max_unavailable: Annotated[int, Field(ge=1)] = 1
+    wait: NonNegativeDuration = 0.0
+    shard: Annotated[int, Field(ge=0)] = 0
+    kind: Literal["upgrade"] = Field(default="upgrade", repr=False)
+
+
+RandomKind = Literal["partition", "crash", "pause", "clock"]
+Shape = Literal["isolate", "halves", "bridge", "majorities-ring", "one-way"]
+
+
+@spec
+class RandomFaults:
+    """A random nemesis: faults arriving as a Poisson process at ``rate`` per second
+    from ``at`` until ``until`` (default: the end of the main phase).
+
+    Each arrival picks a kind from ``faults`` (uniformly), a ``duration`` from the
+    distribution and a target by ``target`` (for partitions, a shape from ``shapes``); a
+    clock fault jumps by up to ``max_clock_offset`` either way. Every generated fault is
+    recorded in ``faults.jsonl`` as it is applied, with its ``spec``.
+    """
+
+    at: NonNegativeDuration
+    rate: PositiveRate
+    duration: Distribution
+    until: PositiveDuration | None = None
+    faults: Annotated[tuple[RandomKind, ...], Field(min_length=1)] = ("partition",)
+    shapes: Annotated[tuple[Shape, ...], Field(min_length=1)] = ("halves",)
+    target: Target = "random"
+    max_clock_offset: NonNegativeDuration = 1.0
+    shard: Annotated[int, Field(ge=0)] = 0
+    kind: Literal["random"] = Field(default="random", repr=False)
+
+
+@spec
+class Churn:
+    """Crash/restart cycles: each target container (default: all) stays up for an
+    exponential time with mean ``mttf``, then is down for an exponential time with mean
+    ``mttr`` before it restarts (and is ready after its start-up time), independently,
+    from ``at`` until ``until`` (default: the end of the main phase)."""
+
+    at: NonNegativeDuration
+    mttf: PositiveDuration
+    mttr: PositiveDuration
+    target: Target | None = None
+    until: PositiveDuration | None = None
+    kind: Literal["churn"] = Field(default="churn", repr=False)
+
+
+Fault = Annotated[
+    Partition
+    | Heal
+    | Crash
+    | Restart
+    | Pause
+    | ClockSkew
+    | LinkFault
+    | ZoneOutage
+    | RollingUpgrade
+    | RandomFaults
+    | Churn,
+    Field(discriminator="kind"),
+]
 
 #: Fault kinds by the name used in scenario files.
 FAULTS: dict[str, type] = {
@@ -126,6 +290,13 @@ FAULTS: dict[str, type] = {
     "heal": Heal,
     "crash": Crash,
     "restart": Restart,
+    "pause": Pause,
+    "clock": ClockSkew,
+    "link": LinkFault,
+    "zone-outage": ZoneOutage,
+    "upgrade": RollingUpgrade,
+    "random": RandomFaults,
+    "churn": Churn,
 }
 
 

@@ -20,6 +20,8 @@ __all__ = [
     "availability",
     "availability_summary",
     "fault_intervals",
+    "fault_windows",
+    "availability_by_fault",
     "latency_percentiles",
     "latency_summary",
     "durability",
@@ -60,22 +62,53 @@ def availability(ops: Operations, mask: np.ndarray | None = None) -> float | Non
     return float((succeeded(ops) & selected).sum()) / total
 
 
-def fault_intervals(records: list[dict[str, Any]], end: float) -> list[tuple[float, float]]:
-    """The intervals during which some fault was in force: from each fault's ``start``
-    record to its ``end`` record (or ``end`` if it never ended). Instant faults (heal,
-    restart) have no interval."""
-    starts: dict[int, float] = {}
+def fault_windows(records: list[dict[str, Any]], end: float) -> list[dict[str, Any]]:
+    """Each fault that lasted, with its ``start`` and ``end`` times: from its ``start``
+    record to its ``end`` record (or ``end`` if it never ended), in order of start.
+    Instant faults (heal, restart) and skipped ones have no window."""
+    open_: dict[tuple, dict[str, Any]] = {}
     out = []
     for record in records:
         fault = record.get("fault")
         if fault is None:
             continue
+        key = (fault, record.get("instance"))
         if record["event"] == "start":
-            starts[fault] = record["time"]
-        elif record["event"] == "end" and fault in starts:
-            out.append((starts.pop(fault), record["time"]))
-    out.extend((start, end) for start in starts.values())
-    return sorted(out)
+            window = {
+                "fault": fault,
+                "kind": record.get("kind"),
+                "start": record["time"],
+                "end": None,
+            }
+            if record.get("instance") is not None:
+                window["instance"] = record["instance"]
+            open_[key] = window
+            out.append(window)
+        elif record["event"] == "end" and key in open_:
+            open_.pop(key)["end"] = record["time"]
+    for window in open_.values():
+        window["end"] = end
+    return out
+
+
+def fault_intervals(records: list[dict[str, Any]], end: float) -> list[tuple[float, float]]:
+    """The intervals during which some fault was in force (see :func:`fault_windows`)."""
+    return sorted((w["start"], w["end"]) for w in fault_windows(records, end))
+
+
+def availability_by_fault(ops: Operations, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each fault window: its duration and the availability of main-phase operations
+    invoked while it was in force (``None`` if none were)."""
+    main = ~ops.final
+    out = []
+    for window in windows:
+        during = main & (ops.invoke_time >= window["start"]) & (ops.invoke_time < window["end"])
+        row = dict(window)
+        row["duration_s"] = round(window["end"] - window["start"], 9)
+        row["availability"] = availability(ops, during)
+        row["ops"] = int(during.sum())
+        out.append(row)
+    return out
 
 
 def _during(times: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarray:

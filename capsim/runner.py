@@ -201,7 +201,14 @@ class World:
         self.cluster.attach(self.network)
         self.history = History()
         self.workload = Workload(self.engine, scenario, self.cluster, self.network, self.history)
-        self.nemesis = Nemesis(self.engine, self.cluster, self.network, scenario.faults)
+        self.nemesis = Nemesis(
+            self.engine,
+            self.cluster,
+            self.network,
+            scenario.faults,
+            scenario.duration,
+            self.workload,
+        )
         self.trace = trace
         self.end = 0.0
         self.started = False
@@ -249,7 +256,8 @@ class World:
     def result(self, digest: str, wall: float) -> Result:
         scenario = self.scenario
         ops = self.history.operations()
-        intervals = metrics.fault_intervals(self.nemesis.records, scenario.duration)
+        windows = metrics.fault_windows(self.nemesis.records, scenario.duration)
+        intervals = sorted((w["start"], w["end"]) for w in windows)
         main = ~ops.final
         summary: dict[str, Any] = {
             "scenario": scenario.name,
@@ -269,7 +277,9 @@ class World:
                     if r["event"] in ("start", "apply") and r["fault"] is not None
                 ),
                 "skipped": sum(1 for r in self.nemesis.records if r["event"] == "skipped"),
+                "windows": metrics.availability_by_fault(ops, windows),
             },
+            "queues": self.cluster.queue_stats(),
             "perf": {"events": self.events, "wall_s": round(wall, 6)},
             "trace_digest": digest,
             "versions": versions(),

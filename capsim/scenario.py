@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from capsim.distributions import Constant, Distribution
+from capsim.distributions import DISTRIBUTIONS, Constant, Distribution
 from capsim.errors import ScenarioError
-from capsim.faults import ROLE_TARGETS, Fault
+from capsim.faults import FAULTS, ROLE_TARGETS, Fault, RollingUpgrade, ZoneOutage
 from capsim.schema import (
     NonNegativeDuration,
     PositiveDuration,
@@ -46,6 +54,42 @@ __all__ = [
 ]
 
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+def _parse_bandwidth(value: Any) -> Any:
+    """Bytes per second from a number or ``"100Mbps"`` (bits) or ``"10MB/s"`` (bytes)."""
+    if isinstance(value, str):
+        text = value.strip()
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ/")
+        unit = text[len(number) :].strip()
+        try:
+            amount = float(number)
+        except ValueError:
+            raise ValueError(
+                f"expected a bandwidth such as '100Mbps' or '10MB/s', got {value!r}"
+            ) from None
+        if unit.endswith("bps"):
+            factor = {"bps": 1 / 8, "kbps": 1e3 / 8, "Mbps": 1e6 / 8, "Gbps": 1e9 / 8}.get(unit)
+        else:
+            factor = {"": 1.0, "B/s": 1.0, "KB/s": 1e3, "kB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9}.get(
+                unit
+            )
+        if factor is None:
+            raise ValueError(
+                f"unknown bandwidth unit {unit!r}; "
+                "use bps, kbps, Mbps, Gbps, B/s, KB/s, MB/s or GB/s"
+            )
+        return amount * factor
+    return value
+
+
+def _positive_bandwidth(value: float) -> float:
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"must be a positive, finite bandwidth, got {value!r}")
+    return value
+
+
+Bandwidth = Annotated[float, BeforeValidator(_parse_bandwidth), AfterValidator(_positive_bandwidth)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
@@ -66,6 +110,22 @@ class Image:
 
 
 @spec
+class DiskSpec:
+    """Each container's disk.
+
+    A write to a replica's durable state is durable once a sync covering it completes;
+    a sync takes ``sync`` (a distribution; zero by default, which makes every write durable
+    at once). A crash loses writes not yet synced. The OS also writes everything back
+    every ``writeback`` seconds. A disk that ``lies`` acknowledges a sync without making
+    anything durable, so only writeback saves data, as some disks and virtual disks do.
+    """
+
+    sync: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    lies: bool = False
+    writeback: PositiveDuration = 5.0
+
+
+@spec
 class ClusterSpec:
     """Containers ``n1..nN`` started from ``image`` and spread over ``zones``.
 
@@ -73,6 +133,10 @@ class ClusterSpec:
     round-robin over the zones in order (n1 in the first zone, n2 in the second, ...).
     The key space is split into ``shards`` shards, each replicated on
     ``replication_factor`` distinct containers (default: every container).
+
+    Each container handles messages one at a time, each taking ``service_time`` (a
+    distribution, zero by default): load raises latency and overload builds a queue.
+    ``disk`` models syncs (see :class:`DiskSpec`).
     """
 
     containers: PositiveInt = 5
@@ -82,6 +146,8 @@ class ClusterSpec:
     shards: PositiveInt = 1
     replication_factor: PositiveInt | None = None
     vnodes: PositiveInt = 64
+    service_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    disk: DiskSpec = Field(default_factory=DiskSpec)
 
     @field_validator("zones")
     @classmethod
@@ -180,12 +246,18 @@ class NetworkSpec:
     ``loss`` and ``duplicate`` are per-message probabilities. With ``fifo`` every ordered
     pair of containers is a FIFO channel (as over TCP): a message never overtakes an
     earlier one on the same pair; otherwise reordering follows from latency variance.
+    With ``bandwidth`` (bytes per second, or ``"100Mbps"``, ``"10MB/s"``) each ordered
+    pair transmits one message at a time, ``message_bytes`` (per kind:
+    ``message_bytes_by_kind``) taking ``bytes / bandwidth`` seconds before its latency.
     """
 
     latency: LatencySpec = Field(default_factory=LatencySpec)
     loss: Probability = 0.0
     duplicate: Probability = 0.0
     fifo: bool = False
+    bandwidth: Bandwidth | None = None
+    message_bytes: Annotated[int, Field(ge=1)] = 200
+    message_bytes_by_kind: dict[Name, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
 
 @spec
@@ -423,6 +495,13 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
                         f"faults[{i}].groups[{g}]",
                         f"unknown container or zone {member!r}",
                     )
+        if isinstance(fault, ZoneOutage) and fault.zone not in cluster.zones:
+            fail(f"faults[{i}].zone", f"unknown zone {fault.zone!r}; zones: {list(cluster.zones)}")
+        if isinstance(fault, RollingUpgrade):
+            try:
+                scenario.image(fault.image)
+            except KeyError:
+                fail(f"faults[{i}].image", f"unknown image {fault.image!r}; images: {sorted(refs)}")
         shard = getattr(fault, "shard", 0)
         if shard >= cluster.shards:
             fail(f"faults[{i}].shard", f"shard {shard} does not exist ({cluster.shards} shards)")
@@ -502,9 +581,4 @@ def _message(error: dict) -> str:
     return msg
 
 
-_TAGS = {"constant", "uniform", "exponential", "lognormal", "pareto", "mixture"} | {
-    "partition",
-    "heal",
-    "crash",
-    "restart",
-}
+_TAGS = set(DISTRIBUTIONS) | set(FAULTS)

@@ -15,9 +15,19 @@ is no failover: a crashed primary means no service until it restarts.
 Invariants claimed: ``linearizable``, ``no-lost-writes``, ``convergence`` (after the final
 heal every replica applies the same log), ``single-leader``.
 
-The log and the commit index are durable; a restarted primary rebuilds its state from
-them and resends what the backups may lack. Requests carry ids, and a request id already
-in the log is not appended again, so a duplicated or retried request is applied once.
+The log is durable: every replica syncs an entry to its disk before counting or
+acknowledging it (``sync: true``), and the commit index never runs ahead of what the
+primary itself has synced, so a committed entry survives any crash. A restarted primary
+rebuilds its state from its log, resends what the backups may lack, and answers reads
+only once everything in its log is committed again (until then reads fail with
+``recovering``), so it never serves a state older than one it acknowledged. Requests carry
+ids, and a request id already in the log is not appended again, so a duplicated or
+retried request is applied once.
+
+Bug switch: ``sync: false`` acknowledges entries before they reach the disk. With a disk
+that takes time to sync, a crash of the primary then loses acknowledged writes: its log
+comes back shorter, new writes take the lost entries' places, and the backups drop their
+copies as conflicting.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from capsim.schema import PositiveDuration
 from capsim.sim.node import Message, Node, Request
 
 __all__ = ["SinglePrimary"]
@@ -37,16 +48,16 @@ class Params:
     ``primary``: the primary's container id (default: the shard's first replica).
     ``retry_interval``: seconds between resends of entries a backup has not acknowledged
     (also the heartbeat that carries the commit index). ``max_batch``: most entries in
-    one append message.
+    one append message. ``sync``: wait for the disk before counting or acknowledging an
+    entry (``false`` is a bug switch: see the class docstring).
     """
 
     primary: str | None = None
-    retry_interval: float = 0.05
+    retry_interval: PositiveDuration = 0.05
     max_batch: int = 256
+    sync: bool = True
 
     def __post_init__(self):
-        if not self.retry_interval > 0:
-            raise ValueError("retry_interval must be greater than zero")
         if self.max_batch < 1:
             raise ValueError("max_batch must be at least 1")
 
@@ -63,7 +74,9 @@ class SinglePrimary(Node):
             self.primary = self.peers[0]
         self.role = "primary" if self.id == self.primary else "backup"
         self.log = self.durable.log("log")
-        self.commit = self.durable.get("commit", 0)
+        self.commit = min(self.durable.get("commit", 0), len(self.log))
+        self.synced = len(self.log)  # what a crash would keep: all of it, after a restart
+        self.read_barrier = len(self.log)
         self.data: dict[str, Any] = {}
         self.version: dict[str, int] = {}
         self.applied = 0
@@ -89,6 +102,9 @@ class SinglePrimary(Node):
             self.redirect(req, self.primary)
             return
         if req.op == "read":
+            if self.commit < self.read_barrier:
+                self.fail(req, "recovering")
+                return
             value = self.data.get(req.key)
             self.ok(req, sorted(value) if isinstance(value, set) else value)
             return
@@ -104,10 +120,17 @@ class SinglePrimary(Node):
         self.log.append((req.op, req.key, value, req.id))
         self.seen[req.id] = index
         self.waiting[index] = req
-        if len(self.peers) == 1:
-            self.advance()
+        if self.params.sync:
+            self.sync(self.on_synced, len(self.log))
         else:
-            self.replicate()
+            self.on_synced(len(self.log))
+        self.replicate()
+
+    def on_synced(self, length: int) -> None:
+        """The primary's own disk holds the first ``length`` entries: they count now."""
+        if length > self.synced:
+            self.synced = length
+            self.advance()
 
     def answer(self, req: Request, index: int) -> None:
         if req.op == "cas" and not self.outcomes.get(index, False):
@@ -157,13 +180,22 @@ class SinglePrimary(Node):
         if start > len(log):
             self.reply(msg, "ack", (len(log), True))
             return
-        if start + len(entries) > len(log):
-            log.extend(entries[len(log) - start :])
+        for offset, entry in enumerate(entries):
+            index = start + offset
+            if index < len(log):
+                if log[index] == entry:
+                    continue
+                # The primary lost this suffix in a crash and reused its places.
+                log.truncate(index)
+            log.append(entry)
         if commit > self.commit:
             self.commit = min(commit, len(log))
             self.durable["commit"] = self.commit
             self.apply_to(self.commit)
-        self.reply(msg, "ack", (len(log), False))
+        if self.params.sync:
+            self.sync(self.reply, msg, "ack", (len(log), False))
+        else:
+            self.reply(msg, "ack", (len(log), False))
 
     def on_ack(self, msg: Message) -> None:
         backup = msg.src
@@ -178,8 +210,9 @@ class SinglePrimary(Node):
 
     def advance(self) -> None:
         """Commit what a majority stores, apply it in order and answer its clients."""
-        matches = sorted([len(self.log), *self.match.values()], reverse=True)
-        commit = matches[self.majority - 1] if len(self.peers) > 1 else len(self.log)
+        matches = sorted([self.synced, *self.match.values()], reverse=True)
+        # Never past what the primary itself has on disk: a crash must not lose a commit.
+        commit = min(matches[self.majority - 1], self.synced)
         if commit <= self.commit:
             return
         self.commit = commit

@@ -1,22 +1,35 @@
-"""Containers, their replicas and their life cycle: boot, crash, restart.
+"""Containers, their replicas and their life cycle: boot, crash, restart, pause, clocks.
 
 A container is started from an image and placed in a zone; it runs one replica (a
 :class:`~capsim.sim.node.Node`) of each shard placed on it. It is the unit of failure: a
 crash stops every replica on it, drops what it was doing (volatile state, timers, pending
-rpcs) and keeps only each replica's durable state; a restart takes the image's start-up
-time, then builds fresh replica instances and calls their ``on_start``. Messages that
-arrive while it is down are dropped.
+rpcs, queued messages, writes not yet synced) and keeps each replica's durable state; a
+restart takes the image's start-up time, then builds fresh replica instances and calls
+their ``on_start``. Messages that arrive while it is down are dropped.
+
+A container handles messages one at a time: each takes a draw of the cluster's
+``service_time`` (zero by default, when a message is handled the instant it arrives),
+and messages that arrive while it is busy wait in its queue, in order. A paused container
+handles nothing: arriving messages and timers that come due wait, and on resume they are
+handled in the order they arrived, timers at once and messages through the queue.
+
+Its clock reads ``base + rate * (t - t0)``: a clock fault jumps it or changes its rate
+(the host's clock: a restart does not fix it), and timers measure elapsed time at the
+rate in force when they are set.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from capsim.distributions import Constant, draws
 from capsim.scenario import Image, Scenario
 from capsim.sim.engine import Engine
-from capsim.sim.network import CLIENT_REPLY, Message, Network
-from capsim.sim.node import Durable, Node
+from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
+from capsim.sim.node import Node, Timer
+from capsim.sim.storage import Disk, Durable
 from capsim.topology import Placement
 
 __all__ = ["Container", "Cluster"]
@@ -25,27 +38,53 @@ __all__ = ["Container", "Cluster"]
 class Container:
     """One container: an id, a zone, an image, and a replica per shard placed on it."""
 
-    def __init__(self, idx: int, cid: str, zone: str, image: Image, engine: Engine):
+    def __init__(
+        self, idx: int, cid: str, zone: str, image: Image, engine: Engine, disk: Disk, service
+    ):
         self.idx = idx
         self.id = cid
         self.zone = zone
         self.image = image
         self.engine = engine
+        self.disk = disk
         self.up = True
         self.starting = False
         self.paused = False
         self.incarnation = 0
         self.replicas: dict[int, Node] = {}
         self.durables: dict[int, Durable] = {}
-        self.deferred: list[Any] = []
-        # The container's clock reads offset + rate * (simulated time); see clock().
-        self.clock_offset = 0.0
+        self.deferred: list[Any] = []  # what came due while paused, in order
+        # Service: None means zero service time (handled on arrival).
+        self._service = service
+        self.queue: deque[Message] = deque()
+        self.busy = False
+        self.max_queue = 0
+        self.handled = 0
+        self.wait_total = 0.0
+        # The clock reads base + rate * (now - t0).
+        self.clock_base = 0.0
+        self.clock_t0 = 0.0
         self.clock_rate = 1.0
-        self.disk_latency = 0.0
+
+    # -- the clock -------------------------------------------------------------------------
 
     def clock(self) -> float:
         """The container's local clock reading now, in seconds."""
-        return self.clock_offset + self.clock_rate * self.engine.env._now
+        return self.clock_base + self.clock_rate * (self.engine.env._now - self.clock_t0)
+
+    def set_clock(self, *, jump: float = 0.0, rate: float | None = None) -> None:
+        """Jump the clock by ``jump`` seconds and/or set its rate from now on."""
+        now = self.engine.env._now
+        self.clock_base = self.clock() + jump
+        self.clock_t0 = now
+        if rate is not None:
+            self.clock_rate = rate
+
+    def reset_clock(self) -> None:
+        """Step the clock back to true time, at rate 1 (as NTP would)."""
+        self.clock_base = self.engine.env._now
+        self.clock_t0 = self.clock_base
+        self.clock_rate = 1.0
 
     def real_delay(self, local_delay: float) -> float:
         """Simulated seconds that pass while this container's clock advances ``local_delay``."""
@@ -53,29 +92,83 @@ class Container:
             return 0.0
         return local_delay / self.clock_rate
 
-    def disk_delay(self) -> float:
-        """Seconds until a sync issued now completes."""
-        return self.disk_latency
+    # -- messages ----------------------------------------------------------------------------
 
     def receive(self, msg: Message) -> None:
-        """Hand an arriving message to the replica of its shard."""
-        if self.paused:
+        """A message arrived: handle it now, or queue it if busy or paused."""
+        if self._service is None and not self.paused:
+            node = self.replicas.get(msg.shard)
+            if node is not None:
+                node._dispatch(msg)
+            else:
+                self._handle(msg)
+        elif self.paused:
             self.deferred.append(msg)
-            return
+        elif self.busy:
+            self.queue.append((self.engine.env._now, msg))
+            if len(self.queue) > self.max_queue:
+                self.max_queue = len(self.queue)
+        else:
+            self._serve(self.engine.env._now, msg)
+
+    def _handle(self, msg: Message) -> None:
         node = self.replicas.get(msg.shard)
         if node is not None:
             node._dispatch(msg)
-        elif msg.kind == "client":
+        elif msg.kind == CLIENT:
             # No replica of that shard lives here: say so, the client will try another.
             _refuse(self, msg, "wrong-shard")
+
+    def _serve(self, arrived: float, msg: Message) -> None:
+        self.busy = True
+        self.wait_total += self.engine.env._now - arrived
+        self.engine.call_in(next(self._service), self._served, msg, self.incarnation)
+
+    def _served(self, msg: Message, incarnation: int) -> None:
+        if incarnation != self.incarnation:
+            return  # crashed while handling it
+        if self.paused:
+            self.deferred.append(("served", msg))
+            return
+        self.handled += 1
+        self._handle(msg)
+        self.busy = False
+        if self.queue and not self.paused:
+            arrived, nxt = self.queue.popleft()
+            self._serve(arrived, nxt)
 
     def refuse(self, msg: Message) -> None:
         """A client's request reached this container while it was down."""
         _refuse(self, msg, "unavailable")
 
-    def defer(self, timer) -> None:
-        """Hold a timer that fired while paused; it runs on resume."""
+    # -- pause -------------------------------------------------------------------------------
+
+    def defer(self, timer: Timer) -> None:
+        """Hold a timer that came due while paused; it runs on resume."""
         self.deferred.append(timer)
+
+    def resume(self) -> None:
+        """Handle everything that came due while paused, in order."""
+        self.paused = False
+        deferred, self.deferred = self.deferred, []
+        for item in deferred:
+            if self.paused or not self.up:
+                break  # paused or crashed again by something handled here
+            if isinstance(item, Timer):
+                if not item.cancelled and item.node._alive:
+                    item.fn(*item.args)
+            elif isinstance(item, tuple):
+                self._served(item[1], self.incarnation)
+            else:
+                self.receive(item)
+
+    def queue_length(self) -> int:
+        """Messages waiting: in the queue, in service, and held by a pause."""
+        return (
+            len(self.queue)
+            + (1 if self.busy else 0)
+            + sum(1 for item in self.deferred if isinstance(item, Message))
+        )
 
 
 def _refuse(container: Container, msg: Message, error: str) -> None:
@@ -96,7 +189,7 @@ def _refuse(container: Container, msg: Message, error: str) -> None:
 
 
 class Cluster:
-    """Every container, the placement of shards on them, and crash and restart."""
+    """Every container, the placement of shards on them, and their life cycle."""
 
     def __init__(
         self,
@@ -112,14 +205,20 @@ class Cluster:
         self.policy = policy
         self.params_for = params_for
         image = scenario.image()
-        self.containers = [
-            Container(i, cid, placement.zone_of[cid], image, engine)
-            for i, cid in enumerate(placement.containers)
-        ]
+        spec = scenario.cluster
+        service = spec.service_time
+        zero_service = isinstance(service, Constant) and service.value + service.shift == 0
+        self.containers = []
+        for i, cid in enumerate(placement.containers):
+            disk = Disk(spec.disk, engine.stream(f"disk.{cid}"))
+            service_draws = (
+                None if zero_service else draws(service, engine.stream(f"service.{cid}"))
+            )
+            self.containers.append(
+                Container(i, cid, placement.zone_of[cid], image, engine, disk, service_draws)
+            )
         self.by_id = {c.id: c for c in self.containers}
-        self.zones = {
-            zone: [c for c in self.containers if c.zone == zone] for zone in scenario.cluster.zones
-        }
+        self.zones = {zone: [c for c in self.containers if c.zone == zone] for zone in spec.zones}
         self.network: Network | None = None
         self.on_event: Callable[[dict], None] | None = None
 
@@ -129,9 +228,20 @@ class Cluster:
     def boot(self) -> None:
         """Start every replica at time zero (containers are already running)."""
         for container in self.containers:
+            tracking = not container.disk.instant
             for shard in self.placement.shards_of(container.id):
-                container.durables[shard] = Durable()
+                container.durables[shard] = Durable(tracking=tracking)
             self._start_replicas(container)
+            if tracking:
+                self.engine.call_in(
+                    self.scenario.cluster.disk.writeback, self._writeback, container
+                )
+
+    def _writeback(self, container: Container) -> None:
+        if container.up:
+            for durable in container.durables.values():
+                durable.persist(durable.mark())
+        self.engine.call_in(self.scenario.cluster.disk.writeback, self._writeback, container)
 
     def _start_replicas(self, container: Container) -> None:
         params = self.params_for(container.image)
@@ -163,10 +273,14 @@ class Cluster:
         container.starting = False
         container.paused = False
         container.deferred.clear()
+        container.queue.clear()
+        container.busy = False
         container.incarnation += 1
         for node in container.replicas.values():
             node._alive = False
         container.replicas = {}
+        for durable in container.durables.values():
+            durable.lose_unsynced()
         return True
 
     def restart(self, cid: str, image: Image | None = None) -> float | None:
@@ -194,6 +308,22 @@ class Cluster:
         if self.on_event is not None:
             self.on_event({"kind": "ready", "containers": [container.id]})
 
+    def pause(self, cid: str) -> bool:
+        """Pause ``cid``; returns False if it is down or paused already."""
+        container = self.by_id[cid]
+        if not container.up or container.paused:
+            return False
+        container.paused = True
+        return True
+
+    def resume(self, cid: str) -> bool:
+        """Resume ``cid``; returns False if it was not paused."""
+        container = self.by_id[cid]
+        if not container.paused:
+            return False
+        container.resume()
+        return True
+
     def node(self, cid: str, shard: int = 0) -> Node | None:
         """The live replica of ``shard`` on ``cid``, or None if down or not placed there."""
         container = self.by_id[cid]
@@ -211,3 +341,15 @@ class Cluster:
     def down(self) -> list[str]:
         """Ids of containers that are down or still starting."""
         return [c.id for c in self.containers if not c.up]
+
+    def queue_stats(self) -> dict[str, Any]:
+        """Per-container message queues: the longest queue and the mean wait (service on)."""
+        handled = sum(c.handled for c in self.containers)
+        return {
+            "max_length": {c.id: c.max_queue for c in self.containers},
+            "mean_wait_ms": (
+                round(1000 * sum(c.wait_total for c in self.containers) / handled, 6)
+                if handled
+                else None
+            ),
+        }

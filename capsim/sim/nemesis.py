@@ -8,49 +8,94 @@ resolved containers, as a dict for ``faults.jsonl``:
 "groups": [[...], [...]], "spec": "Partition(at=12.0, ...)"}``
 
 ``event`` is ``start`` and later ``end`` for a fault that lasts (a partition until it
-ends or is healed; a crash until its containers are ready again), ``apply`` for an
-instant one (heal, restart), and ``skipped`` with a ``reason`` when a fault found no
-target (no container had the role, say). The final phase appears as ``fault: null``.
+ends or is healed; a crash until its containers are ready again; an upgrade until its
+last container is ready), ``apply`` for an instant one (heal, restart), ``restart`` when
+crashed containers begin restarting, and ``skipped`` with a ``reason`` when a fault found
+no target. Faults a random nemesis or churn generates carry ``instance`` (a counter per
+generator) and their own ``spec``. The final phase appears as ``fault: null``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from capsim.distributions import draws
 from capsim.faults import (
     ROLE_TARGETS,
+    Churn,
+    ClockSkew,
     Crash,
     Heal,
+    LinkFault,
     Partition,
+    Pause,
+    RandomFaults,
     Restart,
+    RollingUpgrade,
+    ZoneOutage,
     partition_cuts,
     partition_groups,
 )
 from capsim.sim.cluster import Cluster
 from capsim.sim.engine import Engine
-from capsim.sim.network import Network
+from capsim.sim.network import LinkEffect, Network, uniforms
 
 __all__ = ["Nemesis"]
+
+Key = int | tuple[int, int]  # a scheduled fault's index, or (generator index, instance)
+
+
+class _Active:
+    """A fault in force: what kind it is and how to end it."""
+
+    __slots__ = ("kind", "end", "healable")
+
+    def __init__(self, kind: str, end: Callable[[], None], healable: bool):
+        self.kind = kind
+        self.end = end
+        self.healable = healable
 
 
 class Nemesis:
     """Schedules and applies faults on a cluster and its network."""
 
-    def __init__(self, engine: Engine, cluster: Cluster, network: Network, faults: tuple):
+    def __init__(
+        self,
+        engine: Engine,
+        cluster: Cluster,
+        network: Network,
+        faults: tuple,
+        duration: float,
+        workload=None,
+    ):
         self.engine = engine
         self.cluster = cluster
         self.network = network
         self.faults = faults
+        self.duration = duration
+        self.workload = workload
         self.records: list[dict[str, Any]] = []
         self.rng = engine.stream("nemesis")
-        self._partitions: dict[int, list[tuple[int, int]]] = {}
-        self._crash_pending: dict[int, set[str]] = {}
-        self._crashed_by: dict[str, int | None] = {}
+        self.active: dict[Key, _Active] = {}
+        self._crash_pending: dict[Key, set[str]] = {}
+        self._crashed_by: dict[str, Key] = {}
+        self._upgrades: dict[Key, dict[str, Any]] = {}
+        self._stopped = False
         self._handlers = {
             Partition: self._partition,
             Heal: self._heal,
             Crash: self._crash,
             Restart: self._restart,
+            Pause: self._pause,
+            ClockSkew: self._clock,
+            LinkFault: self._link,
+            ZoneOutage: self._zone_outage,
+            RollingUpgrade: self._upgrade,
+            RandomFaults: self._random,
+            Churn: self._churn,
         }
         cluster.on_event = self._cluster_event
 
@@ -59,20 +104,56 @@ class Nemesis:
         for i, fault in enumerate(self.faults):
             self.engine.call_in(fault.at, self._apply, i, fault)
 
-    def _apply(self, i: int, fault: Any) -> None:
-        self._handlers[type(fault)](i, fault)
+    def _apply(self, key: Key, fault: Any, rng: np.random.Generator | None = None) -> None:
+        if self._stopped:
+            return
+        if rng is None:
+            self._handlers[type(fault)](key, fault)
+        else:
+            self._handlers[type(fault)](key, fault, rng)
 
-    def _record(self, fault: int | None, kind: str, event: str, **extra: Any) -> dict:
-        record = {"time": self.engine.now, "fault": fault, "kind": kind, "event": event}
+    def _record(
+        self, key: Key | None, kind: str, event: str, spec: Any = None, **extra: Any
+    ) -> dict:
+        fault, instance = key if isinstance(key, tuple) else (key, None)
+        record: dict[str, Any] = {"time": self.engine.now, "fault": fault}
+        if instance is not None:
+            record["instance"] = instance
+        record["kind"] = kind
+        record["event"] = event
         record.update(extra)
-        if fault is not None and event in ("start", "apply", "skipped"):
-            record["spec"] = repr(self.faults[fault])
+        if event in ("start", "apply", "skipped") and fault is not None:
+            record["spec"] = repr(spec if spec is not None else self.faults[fault])
         self.records.append(record)
         return record
 
+    def _spec(self, key: Key, fault: Any) -> Any:
+        """The spec to record: a generated fault's own, else None (the scheduled one)."""
+        return fault if isinstance(key, tuple) else None
+
+    def _until_end(
+        self, key: Key, duration: float | None, kind: str, end: Callable[[], None], healable: bool
+    ) -> None:
+        self.active[key] = _Active(kind, end, healable)
+        if duration is not None:
+            self.engine.call_in(duration, self.end, key)
+
+    def end(self, key: Key) -> None:
+        """End fault ``key`` if it is still in force."""
+        active = self.active.pop(key, None)
+        if active is not None:
+            active.end()
+
     # -- targets ---------------------------------------------------------------------------
 
-    def resolve(self, target: Any, shard: int = 0, *, up_only: bool = False) -> list[str]:
+    def resolve(
+        self,
+        target: Any,
+        shard: int = 0,
+        *,
+        up_only: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> list[str]:
         """Container ids named by ``target`` now (ids, zones, roles, ``random``), in order."""
         names = (target,) if isinstance(target, str) else tuple(target or ())
         out: list[str] = []
@@ -85,7 +166,8 @@ class Nemesis:
                 found = self.cluster.with_role(ROLE_TARGETS, shard)
             elif name == "random":
                 pool = [c.id for c in self.cluster.containers if c.up or not up_only]
-                found = [pool[int(self.rng.integers(len(pool)))]] if pool else []
+                gen = rng if rng is not None else self.rng
+                found = [pool[int(gen.integers(len(pool)))]] if pool else []
             else:
                 raise ValueError(f"unknown target {name!r}")
             out.extend(c for c in found if c not in out)
@@ -99,111 +181,353 @@ class Nemesis:
                     out.append(cid)
         return out
 
-    # -- faults ----------------------------------------------------------------------------
+    def _index(self, cids) -> list[int]:
+        return [self.cluster.by_id[c].idx for c in cids]
 
-    def _partition(self, i: int, fault: Partition) -> None:
+    # -- partitions and links --------------------------------------------------------------
+
+    def _partition(self, key: Key, fault: Partition, rng=None) -> None:
+        rng = rng if rng is not None else self.rng
+        spec = self._spec(key, fault)
         ids = [c.id for c in self.cluster.containers]
         targets = None
         if fault.target is not None:
-            targets = self.resolve(fault.target, fault.shard)
+            targets = self.resolve(fault.target, fault.shard, rng=rng)
             if not targets:
-                self._record(i, "partition", "skipped", reason=_no_target(fault.target))
+                self._record(key, "partition", "skipped", spec, reason=_no_target(fault.target))
                 return
         groups = [self._expand(g) for g in fault.groups] if fault.groups else None
         try:
-            resolved = partition_groups(
-                fault.shape, ids, groups=groups, targets=targets, rng=self.rng
-            )
+            resolved = partition_groups(fault.shape, ids, groups=groups, targets=targets, rng=rng)
         except ValueError as exc:
-            self._record(i, "partition", "skipped", reason=str(exc))
+            self._record(key, "partition", "skipped", spec, reason=str(exc))
             return
         cuts = partition_cuts(fault.shape, resolved)
-        index = {cid: c.idx for cid, c in self.cluster.by_id.items()}
-        pairs = sorted((index[a], index[b]) for a, b in cuts)
-        self.network.add_cuts(pairs)
-        self._partitions[i] = pairs
+        self._cut(key, "partition", sorted(cuts), fault.duration)
         self._record(
-            i,
+            key,
             "partition",
             "start",
+            spec,
             shape=fault.shape,
             targets=targets or [],
             groups=resolved,
-            cuts=len(pairs),
+            cuts=len(cuts),
         )
-        if fault.duration is not None:
-            self.engine.call_in(fault.duration, self._end_partition, i)
 
-    def _end_partition(self, i: int) -> None:
-        pairs = self._partitions.pop(i, None)
-        if pairs is None:
-            return  # healed already
-        self.network.remove_cuts(pairs)
-        self._record(i, "partition", "end")
+    def _cut(
+        self, key: Key, kind: str, cuts: list[tuple[str, str]], duration: float | None
+    ) -> None:
+        index = {cid: c.idx for cid, c in self.cluster.by_id.items()}
+        pairs = [(index[a], index[b]) for a, b in cuts]
+        self.network.add_cuts(pairs)
 
-    def _heal(self, i: int, fault: Heal | None) -> None:
-        ended = sorted(self._partitions)
-        for j in ended:
-            self._end_partition(j)
-        self._record(i, "heal", "apply", ended=ended)
+        def end() -> None:
+            self.network.remove_cuts(pairs)
+            self._record(key, kind, "end")
 
-    def _crash(self, i: int, fault: Crash) -> None:
-        targets = [c for c in self.resolve(fault.target, fault.shard, up_only=True)]
+        self._until_end(key, duration, kind, end, healable=True)
+
+    def _link(self, key: Key, fault: LinkFault) -> None:
+        if fault.groups is not None:
+            first, second = (self._expand(g) for g in fault.groups)
+        else:
+            first = self.resolve(fault.target, fault.shard)
+            second = [c.id for c in self.cluster.containers if c.id not in first]
+        pairs = set()
+        for a in first:
+            for b in second:
+                if a == b:
+                    continue
+                if fault.direction in ("both", "out"):
+                    pairs.add((a, b))
+                if fault.direction in ("both", "in"):
+                    pairs.add((b, a))
+        if not pairs:
+            self._record(key, "link", "skipped", reason="no link to degrade")
+            return
+        index = {cid: c.idx for cid, c in self.cluster.by_id.items()}
+        idx_pairs = sorted((index[a], index[b]) for a, b in pairs)
+        name = f"nemesis.link.{key}"
+        latency = (
+            draws(fault.latency, self.engine.stream(name + ".latency"))
+            if fault.latency is not None
+            else None
+        )
+        effect = LinkEffect(
+            latency, fault.loss, fault.duplicate, uniforms(self.engine, name + ".draws")
+        )
+        self.network.add_link_effect(idx_pairs, effect)
+
+        def end() -> None:
+            self.network.remove_link_effect(idx_pairs, effect)
+            self._record(key, "link", "end")
+
+        self._until_end(key, fault.duration, "link", end, healable=True)
+        self._record(
+            key, "link", "start", links=[list(p) for p in sorted(pairs)], direction=fault.direction
+        )
+
+    def _heal(self, key: Key, fault: Heal) -> None:
+        ended = [k for k, a in list(self.active.items()) if a.healable]
+        for k in ended:
+            self.end(k)
+        self._record(key, "heal", "apply", ended=[_key_repr(k) for k in ended])
+
+    # -- crashes -----------------------------------------------------------------------------
+
+    def _crash(self, key: Key, fault: Crash, rng=None) -> None:
+        spec = self._spec(key, fault)
+        targets = self.resolve(fault.target, fault.shard, up_only=True, rng=rng)
         crashed = [c for c in targets if self.cluster.crash(c)]
         if not crashed:
-            self._record(i, "crash", "skipped", reason=_no_target(fault.target, alive=True))
+            self._record(key, "crash", "skipped", spec, reason=_no_target(fault.target, alive=True))
             return
+        self._hold_down(key, crashed)
+        self._record(key, "crash", "start", spec, targets=crashed)
+        if fault.duration is not None:
+            self.engine.call_in(fault.duration, self._restart_after_crash, key, crashed)
+
+    def _hold_down(self, key: Key, crashed: list[str]) -> None:
         for cid in crashed:
             previous = self._crashed_by.get(cid)
             if previous is not None:
                 self._release(previous, cid)
-            self._crashed_by[cid] = i
-        self._crash_pending[i] = set(crashed)
-        self._record(i, "crash", "start", targets=crashed)
-        if fault.duration is not None:
-            self.engine.call_in(fault.duration, self._restart_after_crash, i, crashed)
+            self._crashed_by[cid] = key
+        self._crash_pending[key] = set(crashed)
 
-    def _restart_after_crash(self, i: int, containers: list[str]) -> None:
-        started = [c for c in containers if self.cluster.restart(c) is not None]
+    def _restart_after_crash(self, key: Key, containers: list[str]) -> None:
+        if self._stopped:
+            return
+        started = [
+            c
+            for c in containers
+            if self._crashed_by.get(c) == key and self.cluster.restart(c) is not None
+        ]
         if started:
-            self._record(i, "crash", "restart", targets=started)
+            self._record(key, "crash", "restart", targets=started)
 
-    def _restart(self, i: int, fault: Restart) -> None:
+    def _restart(self, key: Key, fault: Restart) -> None:
         targets = self.resolve(fault.target, fault.shard)
         started = [c for c in targets if self.cluster.restart(c) is not None]
         if not started:
-            self._record(i, "restart", "skipped", reason="no target container was down")
+            self._record(key, "restart", "skipped", reason="no target container was down")
             return
-        self._record(i, "restart", "apply", targets=started)
+        self._record(key, "restart", "apply", targets=started)
 
     def _cluster_event(self, event: dict) -> None:
         if event["kind"] != "ready":
             return
         for cid in event["containers"]:
-            fault = self._crashed_by.pop(cid, None)
-            if fault is not None:
-                self._release(fault, cid)
+            key = self._crashed_by.pop(cid, None)
+            if key is not None:
+                self._release(key, cid)
+            for upgrade_key, state in list(self._upgrades.items()):
+                if cid in state["pending"]:
+                    state["pending"].discard(cid)
+                    if not state["pending"]:
+                        self.engine.call_in(state["wait"], self._upgrade_step, upgrade_key)
 
-    def _release(self, fault: int, cid: str) -> None:
-        """Crash ``fault`` no longer holds ``cid`` down; it ends when it holds none."""
-        pending = self._crash_pending.get(fault)
+    def _release(self, key: Key, cid: str) -> None:
+        """Crash ``key`` no longer holds ``cid`` down; it ends when it holds none."""
+        pending = self._crash_pending.get(key)
         if pending is not None:
             pending.discard(cid)
             if not pending:
-                del self._crash_pending[fault]
-                self._record(fault, "crash", "end")
+                del self._crash_pending[key]
+                kind = "zone-outage" if isinstance(self._fault_of(key), ZoneOutage) else "crash"
+                self._record(key, kind, "end")
+
+    def _fault_of(self, key: Key) -> Any:
+        return self.faults[key] if isinstance(key, int) else None
+
+    # -- pauses and clocks -------------------------------------------------------------------
+
+    def _pause(self, key: Key, fault: Pause, rng=None) -> None:
+        spec = self._spec(key, fault)
+        targets = self.resolve(fault.target, fault.shard, up_only=True, rng=rng)
+        paused = [c for c in targets if self.cluster.pause(c)]
+        if not paused:
+            self._record(key, "pause", "skipped", spec, reason=_no_target(fault.target, True))
+            return
+
+        def end() -> None:
+            resumed = [c for c in paused if self.cluster.resume(c)]
+            self._record(key, "pause", "end", targets=resumed)
+
+        self._until_end(key, fault.duration, "pause", end, healable=False)
+        self._record(key, "pause", "start", spec, targets=paused)
+
+    def _clock(self, key: Key, fault: ClockSkew, rng=None) -> None:
+        spec = self._spec(key, fault)
+        targets = self.resolve(fault.target, fault.shard, rng=rng)
+        if not targets:
+            self._record(key, "clock", "skipped", spec, reason=_no_target(fault.target))
+            return
+        for cid in targets:
+            self.cluster.by_id[cid].set_clock(jump=fault.offset, rate=fault.rate)
+
+        def end() -> None:
+            for cid in targets:
+                self.cluster.by_id[cid].reset_clock()
+            self._record(key, "clock", "end", targets=targets)
+
+        self._until_end(key, fault.duration, "clock", end, healable=False)
+        self._record(
+            key, "clock", "start", spec, targets=targets, offset=fault.offset, rate=fault.rate
+        )
+
+    # -- zones and upgrades ------------------------------------------------------------------
+
+    def _zone_outage(self, key: Key, fault: ZoneOutage) -> None:
+        zone = [c.id for c in self.cluster.zones[fault.zone]]
+        if fault.mode == "isolate":
+            rest = [c.id for c in self.cluster.containers if c.id not in zone]
+            cuts = sorted(partition_cuts("groups", [zone, rest]))
+            self._cut(key, "zone-outage", cuts, fault.duration)
+            self._record(
+                key, "zone-outage", "start", zone=fault.zone, mode=fault.mode, targets=zone
+            )
+            return
+        crashed = [c for c in zone if self.cluster.crash(c)]
+        if self.workload is not None:
+            self.workload.suspend_zone(fault.zone)
+        self._hold_down(key, crashed)
+
+        def end() -> None:
+            if self.workload is not None:
+                self.workload.resume_zone(fault.zone)
+            started = [
+                c
+                for c in crashed
+                if self._crashed_by.get(c) == key and self.cluster.restart(c) is not None
+            ]
+            self._record(key, "zone-outage", "restart", targets=started)
+
+        self._until_end(key, fault.duration, "zone-outage", end, healable=False)
+        self._record(key, "zone-outage", "start", zone=fault.zone, mode=fault.mode, targets=crashed)
+
+    def _upgrade(self, key: Key, fault: RollingUpgrade) -> None:
+        image = self.cluster.scenario.image(fault.image)
+        targets = (
+            self.resolve(fault.target, fault.shard)
+            if fault.target is not None
+            else [c.id for c in self.cluster.containers]
+        )
+        self._upgrades[key] = {
+            "image": image,
+            "todo": list(targets),
+            "pending": set(),
+            "batch": fault.max_unavailable,
+            "wait": fault.wait,
+        }
+        self.active[key] = _Active("upgrade", lambda: self._upgrades.pop(key, None), False)
+        self._record(key, "upgrade", "start", targets=targets, image=image.ref)
+        self._upgrade_step(key)
+
+    def _upgrade_step(self, key: Key) -> None:
+        state = self._upgrades.get(key)
+        if state is None or self._stopped:
+            return
+        if not state["todo"]:
+            del self._upgrades[key]
+            self.active.pop(key, None)
+            self._record(key, "upgrade", "end")
+            return
+        batch, state["todo"] = state["todo"][: state["batch"]], state["todo"][state["batch"] :]
+        for cid in batch:
+            self.cluster.crash(cid)
+            self.cluster.restart(cid, image=state["image"])
+        state["pending"] = set(batch)
+        self._record(key, "upgrade", "restart", targets=batch, image=state["image"].ref)
+
+    # -- generators --------------------------------------------------------------------------
+
+    def _random(self, i: int, fault: RandomFaults) -> None:
+        rng = self.engine.stream(f"nemesis.random.{i}")
+        durations = draws(fault.duration, self.engine.stream(f"nemesis.random.{i}.duration"))
+        until = fault.until if fault.until is not None else self.duration
+        state = {"instance": 0}
+
+        def arrive() -> None:
+            if self._stopped or self.engine.now >= until:
+                return
+            state["instance"] += 1
+            kind = fault.faults[int(rng.integers(len(fault.faults)))]
+            duration = max(next(durations), 1e-9)
+            now = self.engine.now
+            if kind == "partition":
+                shape = fault.shapes[int(rng.integers(len(fault.shapes)))]
+                target = None if shape == "majorities-ring" else fault.target
+                concrete: Any = Partition(
+                    at=now, duration=duration, shape=shape, target=target, shard=fault.shard
+                )
+            elif kind == "crash":
+                concrete = Crash(at=now, target=fault.target, duration=duration, shard=fault.shard)
+            elif kind == "pause":
+                concrete = Pause(at=now, target=fault.target, duration=duration, shard=fault.shard)
+            else:
+                offset = float(rng.uniform(-fault.max_clock_offset, fault.max_clock_offset))
+                concrete = ClockSkew(
+                    at=now, target=fault.target, offset=offset, duration=duration, shard=fault.shard
+                )
+            self._apply((i, state["instance"]), concrete, rng)
+            self.engine.call_in(float(rng.exponential(1.0 / fault.rate)), arrive)
+
+        self.engine.call_in(float(rng.exponential(1.0 / fault.rate)), arrive)
+
+    def _churn(self, i: int, fault: Churn) -> None:
+        targets = (
+            self.resolve(fault.target)
+            if fault.target is not None
+            else [c.id for c in self.cluster.containers]
+        )
+        until = fault.until if fault.until is not None else self.duration
+        state = {"instance": 0}
+        for cid in targets:
+            rng = self.engine.stream(f"nemesis.churn.{i}.{cid}")
+
+            def fail(cid=cid, rng=rng) -> None:
+                if self._stopped or self.engine.now >= until:
+                    return
+                container = self.cluster.by_id[cid]
+                repair = float(rng.exponential(fault.mttr))
+                if container.up:
+                    state["instance"] += 1
+                    self._apply(
+                        (i, state["instance"]),
+                        Crash(at=self.engine.now, target=cid, duration=repair),
+                    )
+                up_again = repair + container.image.startup
+                self.engine.call_in(up_again + float(rng.exponential(fault.mttf)), fail)
+
+            self.engine.call_in(float(rng.exponential(fault.mttf)), fail)
 
     # -- the final phase -------------------------------------------------------------------
 
     def heal_everything(self) -> None:
-        """End every fault in force: partitions end, containers that are down restart."""
-        ended = sorted(self._partitions)
-        for j in ended:
-            self._end_partition(j)
+        """End every fault in force and stop generating new ones: partitions and link
+        faults end, paused containers resume, clocks are corrected, zones come back, an
+        upgrade under way stops, and containers that are down restart."""
+        self._stopped = True
+        ended = list(self.active)
+        for key in ended:
+            self.end(key)
+        self._upgrades.clear()
+        if self.workload is not None:
+            self.workload.resume_all()
+        for container in self.cluster.containers:
+            container.reset_clock()
         restarted = [c.id for c in self.cluster.containers if not c.up and not c.starting]
         for cid in restarted:
             self.cluster.restart(cid)
-        self._record(None, "final", "apply", ended=ended, restarted=restarted)
+        self._record(
+            None, "final", "apply", ended=[_key_repr(k) for k in ended], restarted=restarted
+        )
+
+
+def _key_repr(key: Key) -> Any:
+    return list(key) if isinstance(key, tuple) else key
 
 
 def _no_target(target: Any, alive: bool = False) -> str:

@@ -22,6 +22,11 @@ With ``fifo`` each ordered pair of containers behaves like a TCP connection: a m
 never arrives before one sent earlier on the same pair. Without it, messages reorder as
 their latencies vary. Counters: ``sent``, ``delivered``, ``dropped`` (with reasons) and
 ``duplicated`` (extra copies delivered or dropped).
+
+Link faults degrade ordered pairs while in force: extra latency added to each message's
+draw, loss (dropped with reason ``link``) and duplication, each fault with its own
+stream. With ``bandwidth`` set, each ordered pair sends one message at a time: a message
+waits until the link is free, takes ``bytes / bandwidth`` to transmit, then its latency.
 """
 
 from __future__ import annotations
@@ -34,13 +39,24 @@ from capsim.distributions import draws
 from capsim.scenario import NetworkSpec
 from capsim.sim.engine import NORMAL, Engine
 
-__all__ = ["Network", "Message", "CLIENT", "CLIENT_REPLY", "DROP_REASONS"]
+__all__ = ["Network", "Message", "LinkEffect", "CLIENT", "CLIENT_REPLY", "DROP_REASONS"]
 
 CLIENT = "client"
 CLIENT_REPLY = "client_reply"
-DROP_REASONS = ("partition", "loss", "down")
-_DELIVERED = 0
-_DROP_CODE = {"partition": 1, "loss": 2, "down": 3}
+DROP_REASONS = ("partition", "loss", "link", "down")
+_DROP_CODE = {"partition": 1, "loss": 2, "link": 3, "down": 4}
+
+
+class LinkEffect:
+    """One link fault's effect on the pairs it covers: extra latency, loss, duplication."""
+
+    __slots__ = ("latency", "loss", "duplicate", "uniforms")
+
+    def __init__(self, latency, loss: float, duplicate: float, uniforms):
+        self.latency = latency  # an iterator of draws, or None
+        self.loss = loss
+        self.duplicate = duplicate
+        self.uniforms = uniforms
 
 
 class Message:
@@ -110,9 +126,15 @@ class Network:
                     )
         self._loss = spec.loss
         self._dup = spec.duplicate
-        self._loss_draws = _uniforms(engine, "network.loss") if spec.loss > 0 else None
-        self._dup_draws = _uniforms(engine, "network.duplicate") if spec.duplicate > 0 else None
+        self._loss_draws = uniforms(engine, "network.loss") if spec.loss > 0 else None
+        self._dup_draws = uniforms(engine, "network.duplicate") if spec.duplicate > 0 else None
         self._fifo_last: dict[int, float] | None = {} if spec.fifo else None
+        # degraded[a][b]: the link faults in force on the pair, or None.
+        self.degraded: list[list[list[LinkEffect] | None]] = [[None] * n for _ in range(n)]
+        self.degraded_pairs = 0
+        self._bandwidth = spec.bandwidth
+        self._link_free: dict[int, float] = {}
+        self._delay = self._latency if spec.bandwidth is None else self._delay_with_bandwidth
         self._kinds: dict[str, int] = {}
         self._next_id = 0
         self.sent = 0
@@ -172,6 +194,18 @@ class Network:
             self._drop(msg, "loss")
             return msg
         delay = self._delay(msg, src_i, dst_i, now)
+        copies = 0
+        if self.degraded_pairs:
+            effects = self.degraded[src_i][dst_i]
+            if effects:
+                for effect in effects:
+                    if effect.loss and next(effect.uniforms) < effect.loss:
+                        self._drop(msg, "link")
+                        return msg
+                    if effect.latency is not None:
+                        delay += next(effect.latency)
+                    if effect.duplicate and next(effect.uniforms) < effect.duplicate:
+                        copies += 1
         msg.callbacks = [self._deliver]
         msg._ok = True
         self.scheduled += 1
@@ -179,10 +213,29 @@ class Network:
         # on the hottest path; ties still break in scheduling order.
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
         if self._dup_draws is not None and next(self._dup_draws) < self._dup:
+            copies += 1
+        for _ in range(copies):
             self._duplicate(msg)
         return msg
 
-    def _delay(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
+    def _delay_with_bandwidth(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
+        if src_i != dst_i:
+            return self._transmission(msg, src_i, dst_i, now) + self._latency(
+                msg, src_i, dst_i, now
+            )
+        return self._latency(msg, src_i, dst_i, now)
+
+    def _transmission(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
+        """Seconds until ``msg`` has left the link: waiting for it to be free, then size / bw."""
+        spec = self.spec
+        size = spec.message_bytes_by_kind.get(msg.kind, spec.message_bytes)
+        pair = src_i * 65536 + dst_i
+        start = max(now, self._link_free.get(pair, 0.0))
+        done = start + size / self._bandwidth
+        self._link_free[pair] = done
+        return done - now
+
+    def _latency(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
         if msg._client is not None or msg.kind == CLIENT:
             # The client sits beside its home container: the client leg, then the link
             # from the home container to the node if they differ.
@@ -292,6 +345,25 @@ class Network:
             if self.cut[a][b] == 0:
                 self.cut_pairs -= 1
 
+    def add_link_effect(self, pairs: list[tuple[int, int]], effect: LinkEffect) -> None:
+        """Apply a link fault's ``effect`` to each ordered pair of container indices."""
+        for a, b in pairs:
+            effects = self.degraded[a][b]
+            if effects is None:
+                self.degraded[a][b] = [effect]
+                self.degraded_pairs += 1
+            else:
+                effects.append(effect)
+
+    def remove_link_effect(self, pairs: list[tuple[int, int]], effect: LinkEffect) -> None:
+        """Undo :meth:`add_link_effect`."""
+        for a, b in pairs:
+            effects = self.degraded[a][b]
+            effects.remove(effect)
+            if not effects:
+                self.degraded[a][b] = None
+                self.degraded_pairs -= 1
+
     def reachable(self, a: int, b: int) -> bool:
         """Whether messages from container index ``a`` currently reach ``b``."""
         return not self.cut[a][b]
@@ -323,7 +395,8 @@ class Network:
         return [dict(zip(keys, row, strict=True)) for row in self.log]
 
 
-def _uniforms(engine: Engine, name: str, block: int = 4096):
+def uniforms(engine: Engine, name: str, block: int = 4096):
+    """Endless uniform draws on [0, 1) from stream ``name``, in blocks."""
     rng = engine.stream(name)
     while True:
         yield from rng.random(block).tolist()

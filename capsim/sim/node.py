@@ -36,10 +36,11 @@ A minimal policy, a single register on the first replica::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message
+from capsim.sim.storage import Durable, DurableLog
 
 __all__ = ["Node", "Request", "Timer", "Durable", "DurableLog", "Message"]
 
@@ -80,72 +81,6 @@ def _fire(timer: Timer) -> None:
         container.defer(timer)
         return
     timer.fn(*timer.args)
-
-
-class DurableLog(list):
-    """An append-only log in durable state (a write-ahead log): it survives crashes.
-
-    A list: append, extend, index, slice and ``len`` as usual. Remove entries only with
-    :meth:`truncate`. Entries should be immutable values (tuples, numbers, strings).
-    """
-
-    __slots__ = ()
-
-    def truncate(self, length: int) -> None:
-        """Drop every entry from index ``length`` on."""
-        del self[length:]
-
-    def __repr__(self) -> str:
-        return f"DurableLog({len(self)} entries)"
-
-
-class Durable:
-    """A replica's durable state: a dict, and named logs, that survive crashes.
-
-    Treat stored values as immutable: assign a new value rather than mutating one in
-    place (``self.durable["term"] = term + 1``), as a program rewrites a file. For data
-    that grows, use :meth:`log`, an append-only log.
-    """
-
-    __slots__ = ("_data", "_logs")
-
-    def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
-        self._logs: dict[str, DurableLog] = {}
-
-    def log(self, name: str) -> DurableLog:
-        """The durable log called ``name`` (created empty on first use)."""
-        log = self._logs.get(name)
-        if log is None:
-            log = self._logs[name] = DurableLog()
-        return log
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._data[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._data[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    def setdefault(self, key: str, default: Any) -> Any:
-        return self._data.setdefault(key, default)
-
-    def __repr__(self) -> str:
-        return f"Durable({self._data!r})"
 
 
 class Node:
@@ -276,6 +211,9 @@ class Node:
 
         A crash cancels every timer; a paused container runs its timers late, on resume.
         """
+        return self._schedule(self._container.real_delay(delay), fn, args)
+
+    def _schedule(self, real_delay: float, fn: Callable[..., None], args: tuple) -> Timer:
         timer = Timer()
         timer.callbacks = [_fire]
         timer._ok = True
@@ -285,12 +223,27 @@ class Node:
         timer.cancelled = False
         engine = self._engine
         engine.events += 1
-        engine.env.schedule(timer, 1, self._container.real_delay(delay))
+        engine.env.schedule(timer, 1, real_delay)
         return timer
 
-    def sync(self, fn: Callable[..., None], *args: Any) -> Timer:
-        """Call ``fn(*args)`` once everything written to ``self.durable`` is on disk."""
-        return self.set_timer(self._container.disk_delay(), fn, *args)
+    def sync(self, fn: Callable[..., None], *args: Any) -> None:
+        """Make everything written to ``self.durable`` so far durable, then call ``fn(*args)``.
+
+        The sync takes the disk's sync time; a crash before it completes loses those
+        writes and the call. With the default instant disk, ``fn`` runs at once, before
+        ``sync`` returns. (A disk that lies calls ``fn`` without making anything durable.)
+        """
+        container = self._container
+        disk = container.disk
+        if disk.instant:
+            fn(*args)
+            return
+        self._schedule(disk.sync_delay(), self._synced, (self.durable.mark(), fn, args))
+
+    def _synced(self, mark, fn, args) -> None:
+        if not self._container.disk.lies:
+            self.durable.persist(mark)
+        fn(*args)
 
     def ok(self, req: Request, value: Any = None) -> None:
         """Answer a client: the operation took effect (a read returns ``value``)."""

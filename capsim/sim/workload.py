@@ -124,6 +124,8 @@ class Workload:
         else:
             self._key_cdf = None
         self.final_ops: list[_Op] = []
+        self.suspended: set[str] = set()
+        self._parked: list[tuple[Client, int]] = []
 
     # -- clients -----------------------------------------------------------------------------
 
@@ -198,15 +200,39 @@ class Workload:
         if self.engine.now >= self.duration:
             return
         gap, choice, key = next(client.draws)
-        process = client.idle.pop() if client.idle else self._new_process()
-        self._invoke(client, process, self._choose(choice), key, final=False)
+        if client.zone not in self.suspended:
+            process = client.idle.pop() if client.idle else self._new_process()
+            self._invoke(client, process, self._choose(choice), key, final=False)
         self.engine.call_in(gap, self._arrival, client)
 
     def _loop(self, client: Client, process: int) -> None:
         if self.engine.now >= self.duration:
             return
+        if client.zone in self.suspended:
+            self._parked.append((client, process))
+            return
         _, choice, key = next(client.draws)
         self._invoke(client, process, self._choose(choice), key, final=False)
+
+    # -- zone outages ------------------------------------------------------------------------
+
+    def suspend_zone(self, zone: str) -> None:
+        """The zone's clients go down: they invoke nothing until :meth:`resume_zone`."""
+        self.suspended.add(zone)
+
+    def resume_zone(self, zone: str) -> None:
+        """The zone's clients come back (closed-loop processes carry on at once)."""
+        self.suspended.discard(zone)
+        parked, self._parked = self._parked, []
+        for client, process in parked:
+            if client.zone == zone:
+                self.engine.call_in(0.0, self._loop, client, process)
+            else:
+                self._parked.append((client, process))
+
+    def resume_all(self) -> None:
+        for zone in sorted(self.suspended):
+            self.resume_zone(zone)
 
     def _choose(self, r: float) -> int:
         spec = self.spec

@@ -61,3 +61,20 @@ class Router(capsim.Node):
 
 class NotANode:
     pass
+
+
+class Scribe(capsim.Node):
+    """Writes to durable state on request from tests; syncs when asked."""
+
+    def on_start(self):
+        self.synced_at = []
+
+    def write(self, key, value, sync=False):
+        self.durable[key] = value
+        if sync:
+            self.sync(self.synced_at.append, self.now())
+
+    def append(self, entry, sync=False):
+        self.durable.log("log").append(entry)
+        if sync:
+            self.sync(self.synced_at.append, self.now())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import make_world
+import pytest
+from conftest import make_scenario, make_world
 
 
 def world_with(faults, policy=None, seed=1):
@@ -127,3 +128,143 @@ def test_fault_reprs_are_valid_python():
     namespace = {"Partition": Partition, "Heal": Heal, "Crash": Crash, "Restart": Restart}
     for fault in faults:
         assert eval(repr(fault), namespace) == fault  # noqa: S307 - the point of the test
+
+
+# -- zone outages, upgrades, random nemeses, churn ---------------------------------------------
+
+
+def test_zone_outage_crash_takes_the_zones_containers_and_clients_down():
+    world = make_world(
+        workload={"rate": 50, "clients_per_zone": 1},
+        images=[{"name": "kv", "startup": "500ms"}],
+        faults=[{"kind": "zone-outage", "at": 2, "zone": "b", "mode": "crash", "duration": 2}],
+    )
+    world.run()
+    ops = world.history.operations()
+    zone_b = world.history.zones.codes["b"]
+    in_b = (~ops.final) & (ops.zone == zone_b)
+    during = in_b & (ops.invoke_time >= 2) & (ops.invoke_time < 4)
+    assert during.sum() == 0  # the zone's client invoked nothing
+    assert (in_b & (ops.invoke_time >= 4)).sum() > 50  # and came back
+    records = [
+        (r["event"], r["time"], r.get("targets")) for r in world.nemesis.records if r["fault"] == 0
+    ]
+    assert records == [
+        ("start", 2.0, ["n2", "n5"]),
+        ("restart", 4.0, ["n2", "n5"]),
+        ("end", 4.5, None),
+    ]
+
+
+def test_zone_outage_isolate_cuts_the_zone_off_with_its_clients():
+    world = make_world(
+        workload={"rate": 50, "clients_per_zone": 2},
+        faults=[{"kind": "zone-outage", "at": 2, "zone": "a", "mode": "isolate", "duration": 3}],
+    )
+    world.run()
+    ops = world.history.operations()
+    zone_a = world.history.zones.codes["a"]
+    during = (~ops.final) & (ops.invoke_time >= 2) & (ops.invoke_time < 4.5)
+    # Zone a's clients keep invoking but sit with n1 and n4: a minority of the replicas.
+    assert (during & (ops.zone == zone_a)).sum() > 100
+    assert set(ops.side[during & (ops.zone == zone_a)].tolist()) == {2}
+    assert set(ops.side[during & (ops.zone != zone_a)].tolist()) == {1}
+
+
+def test_rolling_upgrade_restarts_in_batches_onto_the_new_version():
+    world = make_world(
+        workload={"rate": 30, "clients_per_zone": 1},
+        images=[
+            {"name": "kv", "version": "1", "startup": "1s"},
+            {"name": "kv", "version": "2", "startup": "1s", "params": {"retry_interval": "20ms"}},
+        ],
+        faults=[{"kind": "upgrade", "at": 2, "image": "kv:2", "max_unavailable": 2}],
+    )
+    world.run()
+    got = [
+        (r["event"], r["time"], r.get("targets")) for r in world.nemesis.records if r["fault"] == 0
+    ]
+    assert got == [
+        ("start", 2.0, ["n1", "n2", "n3", "n4", "n5"]),
+        ("restart", 2.0, ["n1", "n2"]),
+        ("restart", 3.0, ["n3", "n4"]),
+        ("restart", 4.0, ["n5"]),
+        ("end", 5.0, None),
+    ]
+    assert {c.image.ref for c in world.cluster.containers} == {"kv:2"}
+    assert world.cluster.node("n3").params.retry_interval == 0.02  # the new version's params
+
+
+def test_rolling_upgrade_reports_its_duration_and_availability():
+    from capsim.runner import run
+
+    sc = make_scenario(
+        workload={"rate": 30},
+        images=[
+            {"name": "kv", "version": "1", "startup": "1s"},
+            {"name": "kv", "version": "2", "startup": "1s"},
+        ],
+        faults=[
+            {"kind": "upgrade", "at": 2, "image": "kv:2", "max_unavailable": 1, "wait": "500ms"}
+        ],
+    )
+    windows = run(sc, seed=1).summary["faults"]["windows"]
+    (upgrade,) = windows
+    assert upgrade["kind"] == "upgrade"
+    assert upgrade["duration_s"] == pytest.approx(5 * 1.5)  # 5 restarts of 1 s plus 0.5 s each
+    # n1, the primary, is down for 1 s of the 7.5: writes stop then.
+    assert 0.5 < upgrade["availability"] < 1.0
+
+
+def test_random_nemesis_generates_recorded_faults_reproducibly():
+    def records(seed):
+        world = make_world(
+            seed=seed,
+            workload={"clients_per_zone": 0},
+            duration=30,
+            faults=[
+                {
+                    "kind": "random",
+                    "at": 1,
+                    "rate": 1,
+                    "faults": ["partition", "crash", "pause", "clock"],
+                    "shapes": ["halves", "isolate", "bridge"],
+                    "duration": {"dist": "exponential", "mean": "500ms"},
+                }
+            ],
+        )
+        world.run()
+        return world.nemesis.records
+
+    first = records(3)
+    starts = [r for r in first if r["event"] in ("start", "skipped")]
+    assert 15 < len(starts) < 50  # Poisson, mean 29
+    assert {r["kind"] for r in starts} == {"partition", "crash", "pause", "clock"}
+    assert all(r["fault"] == 0 and r["instance"] >= 1 and r["spec"] for r in starts)
+    instances = [r["instance"] for r in starts]
+    assert instances == sorted(instances) and len(set(instances)) == len(instances)
+    assert first == records(3)  # replayable from the seed
+    assert first != records(4)
+
+
+def test_churn_keeps_each_container_up_about_mttf_over_mttf_plus_mttr():
+    # Up for Exp(mean 2 s), down for Exp(mean 1 s), start-up 0: up 2/3 of the time.
+    world = make_world(
+        workload={"clients_per_zone": 0},
+        duration=600,
+        images=[{"name": "kv", "startup": 0}],
+        faults=[{"kind": "churn", "at": 0, "mttf": "2s", "mttr": "1s", "target": "n3"}],
+    )
+    world.run()
+    windows = [(r["time"], r["event"]) for r in world.nemesis.records if r["fault"] == 0]
+    down = 0.0
+    started = None
+    for time, event in windows:
+        if event == "start":
+            started = time
+        elif event == "end" and started is not None:
+            down += time - started
+            started = None
+    cycles = sum(1 for _, e in windows if e == "start")
+    assert 150 < cycles < 250  # about 600 / 3
+    assert down / 600 == pytest.approx(1 / 3, abs=0.05)

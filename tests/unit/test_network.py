@@ -262,3 +262,123 @@ def test_counters_add_up_under_partition_loss_and_duplication():
     assert c["dropped_by_reason"]["partition"] > 0 and c["dropped_by_reason"]["loss"] > 0
     assert c["sent"] + c["duplicated"] == c["delivered"] + c["dropped"]
     assert c["delivered"] == len(world.cluster.node("n2").received)
+
+
+# -- link faults and bandwidth ---------------------------------------------------------------
+
+
+def first_arrival(world, dst, label=None):
+    return next(
+        m[0]
+        for m in world.cluster.node(dst).received
+        if m[2] == "ping" and (label is None or m[3][0] == label)
+    )
+
+
+def test_link_latency_out_of_a_target_only():
+    world = probe_world(
+        faults=[{"kind": "link", "at": 0.5, "target": "n1", "direction": "out", "latency": "50ms"}]
+    )
+    n1, n2 = world.cluster.node("n1"), world.cluster.node("n2")
+    world.engine.call_in(1.0, n1.send, "n2", "ping", ("x",))
+    world.engine.call_in(1.0, n2.send, "n1", "ping", ("x",))
+    world.engine.run(2)
+    assert first_arrival(world, "n2") == pytest.approx(1.052)  # 2 ms + 50 ms
+    assert first_arrival(world, "n1") == pytest.approx(1.002)  # the other way: untouched
+    record = world.nemesis.records[0]
+    assert record["event"] == "start" and ["n1", "n2"] in record["links"]
+    assert ["n2", "n1"] not in record["links"]
+
+
+def test_link_latency_distribution_between_groups_of_zones():
+    world = probe_world(
+        faults=[
+            {
+                "kind": "link",
+                "at": 0.5,
+                "groups": [["a"], ["b"]],
+                "latency": {"dist": "uniform", "low": "10ms", "high": "20ms"},
+            }
+        ]
+    )
+    n1 = world.cluster.node("n1")
+    for i in range(200):
+        world.engine.call_in(1.0 + i * 0.001, n1.send, "n2", "ping", ("ab", i))  # a -> b
+        world.engine.call_in(1.0 + i * 0.001, n1.send, "n3", "ping", ("ac", i))  # a -> c
+    world.engine.run(3)
+    ab = [m[0] - 1.0 - m[3][1] * 0.001 - 0.002 for m in world.cluster.node("n2").received]
+    ac = [m[0] - 1.0 - m[3][1] * 0.001 - 0.002 for m in world.cluster.node("n3").received]
+    assert min(ab) >= 0.010 - 1e-9 and max(ab) < 0.020
+    assert sum(ab) / len(ab) == pytest.approx(0.015, abs=0.001)
+    assert max(abs(x) for x in ac) < 1e-9
+
+
+def test_link_loss_drops_with_reason_link_and_ends_with_the_fault():
+    world = probe_world(
+        faults=[{"kind": "link", "at": 0.5, "duration": 1, "target": "n1", "loss": 1.0}]
+    )
+    ping_all(world, 1.0, "during")
+    ping_all(world, 2.0, "after")
+    world.engine.run(3)
+    assert pings_received(world, "during") == {
+        p for p in itertools.permutations(IDS, 2) if "n1" not in p
+    }
+    assert len(pings_received(world, "after")) == 20
+    assert world.network.dropped["link"] == 8
+
+
+def test_link_duplication_delivers_twice():
+    world = probe_world(
+        faults=[
+            {
+                "kind": "link",
+                "at": 0.5,
+                "groups": [["n1"], ["n2"]],
+                "direction": "out",
+                "duplicate": 1.0,
+            }
+        ]
+    )
+    n1 = world.cluster.node("n1")
+    world.engine.call_in(1.0, n1.send, "n2", "ping", ("x",))
+    world.engine.run(2)
+    assert len(world.cluster.node("n2").received) == 2
+    assert world.network.duplicated == 1
+
+
+def test_heal_ends_link_faults():
+    world = probe_world(
+        faults=[
+            {"kind": "link", "at": 0.5, "target": "n1", "loss": 1.0},
+            {"kind": "heal", "at": 1.5},
+        ]
+    )
+    ping_all(world, 2.0)
+    world.engine.run(3)
+    assert len(pings_received(world)) == 20
+
+
+def test_bandwidth_serialises_messages_on_a_link():
+    # 100 bytes at 1000 B/s: 0.1 s on the wire each, then 2 ms of latency.
+    world = probe_world(network={"bandwidth": 1000, "message_bytes": 100})
+    n1 = world.cluster.node("n1")
+    for i in range(3):
+        world.engine.call_in(1.0, n1.send, "n2", "ping", ("x", i))
+    world.engine.call_in(1.0, n1.send, "n3", "ping", ("x", 9))  # another link: in parallel
+    world.engine.run(3)
+    assert [m[0] for m in world.cluster.node("n2").received] == [
+        pytest.approx(1.102),
+        pytest.approx(1.202),
+        pytest.approx(1.302),
+    ]
+    assert first_arrival(world, "n3") == pytest.approx(1.102)
+
+
+def test_bandwidth_by_kind_and_units():
+    world = probe_world(network={"bandwidth": "8kbps", "message_bytes_by_kind": {"big": 500}})
+    n1 = world.cluster.node("n1")
+    world.engine.call_in(1.0, n1.send, "n4", "big", 1)  # 500 B at 1000 B/s, same zone
+    world.engine.call_in(1.0, n1.send, "n4", "small", 2)  # 200 B default, after it
+    world.engine.run(3)
+    times = [m[0] for m in world.cluster.node("n4").received]
+    assert times == [pytest.approx(1.501), pytest.approx(1.701)]
