@@ -38,6 +38,9 @@ from capsim.topology import place
 
 __all__ = ["run", "build", "World", "Result", "prepare", "versions", "OUTPUT_FILES"]
 
+#: How often, after the final heal, replicas are compared to measure convergence.
+CONVERGENCE_POLL_S = 0.01
+
 OUTPUT_FILES = (
     "summary.json",
     "history.jsonl",
@@ -212,6 +215,7 @@ class World:
         self.trace = trace
         self.end = 0.0
         self.started = False
+        self.convergence_s: float | None = None
 
     def start(self) -> None:
         """Boot the cluster and schedule the faults and the workload (once)."""
@@ -228,6 +232,8 @@ class World:
         self.start()
         engine.run(scenario.duration)
         self.nemesis.heal_everything()
+        if self.cluster.policy.value_of is not Node.value_of:
+            self._poll_convergence(scenario.duration)
         final_start = scenario.duration + scenario.settle
         timeout = scenario.workload.timeout
         engine.run(final_start)
@@ -236,6 +242,30 @@ class World:
         # Every operation completes by its deadline; run just past the last one.
         self.end = max(final_start, scenario.duration + timeout) + timeout
         engine.run(self.end + 1e-9)
+
+    def _poll_convergence(self, healed_at: float) -> None:
+        """Every CONVERGENCE_POLL_S after the final heal, read every replica of every key
+        through introspection (no messages) until they all agree."""
+        if self._converged():
+            self.convergence_s = round(self.engine.now - healed_at, 9)
+            return
+        self.engine.call_in(CONVERGENCE_POLL_S, self._poll_convergence, healed_at)
+
+    def _converged(self) -> bool:
+        cluster = self.cluster
+        placement = self.placement
+        for key, shard in zip(self.workload.keys, self.workload.key_shard, strict=True):
+            first = None
+            for i, cid in enumerate(placement.replicas[shard]):
+                node = cluster.node(cid, shard)
+                if node is None:
+                    return False
+                value = node.value_of(key)[0]
+                if i == 0:
+                    first = value
+                elif value != first:
+                    return False
+        return True
 
     @property
     def events(self) -> int:
@@ -256,20 +286,26 @@ class World:
     def result(self, digest: str, wall: float) -> Result:
         scenario = self.scenario
         ops = self.history.operations()
-        windows = metrics.fault_windows(self.nemesis.records, scenario.duration)
-        intervals = sorted((w["start"], w["end"]) for w in windows)
-        main = ~ops.final
+        measured = metrics.summarize(
+            ops, self.nemesis.records, workload=scenario.workload.kind, end=scenario.duration
+        )
+        messages = self.network.counters()
+        total = measured["ops"]["total"]
+        messages["per_op"] = round(messages["sent"] / total, 6) if total else None
         summary: dict[str, Any] = {
             "scenario": scenario.name,
             "seed": self.seed,
             "policy": scenario.policy.name,
             "sim_time_s": round(self.end, 9),
-            "ops": metrics.outcome_counts(ops, main),
-            "availability": metrics.availability_summary(ops, intervals),
-            "latency_ms": metrics.latency_summary(ops),
-            "durability": metrics.durability(ops, scenario.workload.kind),
-            "final": metrics.outcome_counts(ops, ops.final),
-            "messages": self.network.counters(),
+            "ops": measured["ops"],
+            "availability": measured["availability"],
+            "latency_ms": measured["latency_ms"],
+            "staleness": measured["staleness"],
+            "sessions": measured["sessions"],
+            "durability": measured["durability"],
+            "convergence_s": self.convergence_s,
+            "final": measured["final"],
+            "messages": messages,
             "faults": {
                 "applied": sum(
                     1
@@ -277,8 +313,9 @@ class World:
                     if r["event"] in ("start", "apply") and r["fault"] is not None
                 ),
                 "skipped": sum(1 for r in self.nemesis.records if r["event"] == "skipped"),
-                "windows": metrics.availability_by_fault(ops, windows),
+                "windows": measured["fault_windows"],
             },
+            "breakdown": measured["breakdown"],
             "queues": self.cluster.queue_stats(),
             "perf": {"events": self.events, "wall_s": round(wall, 6)},
             "trace_digest": digest,

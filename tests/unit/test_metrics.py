@@ -120,3 +120,25 @@ def test_clean_replaces_nan_and_infinity():
         "a": None,
         "b": [None, 1.0],
     }
+
+
+def test_recovery_time_is_the_first_fully_served_window_after_the_fault():
+    h = History()
+    # Fault ends at 10.0. Operations every 0.25 s from 10.0; those before 10.6 fail.
+    for n, t in enumerate([10.0 + 0.25 * i for i in range(16)]):
+        op(h, n, "read", t, t + 0.01, "ok" if t >= 10.6 else "fail", out=1)
+    ops = h.operations()
+    # The first window [t, t + 1 s) with every operation served starts at 10.75.
+    assert metrics.recovery_time(ops, 10.0) == pytest.approx(0.75)
+    assert metrics.recovery_time(ops, 20.0) is None  # nothing after it
+
+
+def test_availability_by_shard_and_zone():
+    h = History()
+    h.append(process=0, type="invoke", f="read", key="a", time=0.0, zone="x", shard=0)
+    h.append(process=0, type="ok", f="read", key="a", time=0.1, zone="x", shard=0)
+    h.append(process=1, type="invoke", f="read", key="b", time=0.0, zone="y", shard=1)
+    h.append(process=1, type="info", f="read", key="b", time=1.0, zone="y", shard=1)
+    summary = metrics.availability_summary(h.operations(), [])
+    assert summary["by_shard"] == {"0": 1.0, "1": 0.0}
+    assert summary["by_zone"] == {"x": 1.0, "y": 0.0}

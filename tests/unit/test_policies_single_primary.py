@@ -174,3 +174,20 @@ def test_restarted_primary_refuses_reads_until_its_log_is_committed_again():
     ops = res.history.operations()
     errors = {ops.error(i) for i in range(len(ops)) if ops.type[i] == 2}
     assert "recovering" in errors  # back at 3.2, cut off until 4.1: it cannot commit
+
+
+def test_single_primary_never_scores_a_stale_read_and_replicas_converge():
+    res = run(
+        make_scenario(
+            faults=[SPLIT],
+            network={"loss": 0.02},
+            workload={"rate": 40, "keys": 3, "clients_per_zone": 2},
+        ),
+        seed=6,
+    )
+    s = res.summary
+    assert s["staleness"]["reads"] > 300
+    assert s["staleness"]["stale_read_fraction"] == 0.0
+    assert s["sessions"]["read_your_writes"] == 0 and s["sessions"]["monotonic_reads"] == 0
+    # Backups learn the commit index on the next heartbeat (50 ms): converged within that.
+    assert s["convergence_s"] is not None and s["convergence_s"] <= 0.1

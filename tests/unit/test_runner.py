@@ -171,3 +171,14 @@ def test_public_api_round_trip(root):
     assert isinstance(res.history, capsim.History)
     assert res.summary["seed"] == 7
     assert yaml.safe_load((root / "scenarios" / "quickstart.yaml").read_text())["name"] == sc.name
+
+
+def test_convergence_is_null_for_a_policy_without_introspection():
+    res = run(make_scenario(policy={"name": "probes:Probe"}), seed=1)
+    assert res.summary["convergence_s"] is None
+
+
+def test_messages_per_operation():
+    res = run(make_scenario(), seed=1)
+    m = res.summary["messages"]
+    assert m["per_op"] == pytest.approx(m["sent"] / res.summary["ops"]["total"])

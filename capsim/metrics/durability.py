@@ -1,0 +1,46 @@
+"""Durability: acknowledged writes, and those the final reads show lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from capsim.history import ADD, OK, READ, Operations
+from capsim.metrics.availability import UPDATES
+
+__all__ = ["durability"]
+
+
+def durability(ops: Operations, workload: str) -> dict[str, Any]:
+    """Acknowledged and lost writes.
+
+    ``acknowledged_writes``: updates (write, cas, add) of the main phase that completed
+    ``ok``. ``lost_writes`` (set workload only, else ``None``): acknowledged adds whose
+    element is absent from every ``ok`` final read of its key; ``lost`` lists them as
+    ``[key, element]``. ``unchecked_writes``: acknowledged adds to keys that no final read
+    returned, so that whether they were lost is unknown.
+    """
+    main = ~ops.final
+    acked = main & (ops.type == OK) & np.isin(ops.f, UPDATES)
+    out: dict[str, Any] = {
+        "acknowledged_writes": int(acked.sum()),
+        "lost_writes": None,
+        "unchecked_writes": None,
+        "lost": None,
+    }
+    if workload != "set":
+        return out
+    seen: dict[int, set] = {}
+    final_ok = np.flatnonzero(ops.final & (ops.type == OK) & (ops.f == READ))
+    for i in final_ok.tolist():
+        seen.setdefault(int(ops.key[i]), set()).update(ops.output(i) or ())
+    lost, unchecked = [], 0
+    for i in np.flatnonzero(acked & (ops.f == ADD)).tolist():
+        key = int(ops.key[i])
+        if key not in seen:
+            unchecked += 1
+        elif ops.value(i) not in seen[key]:
+            lost.append([ops.key_name(i), ops.value(i)])
+    out.update(lost_writes=len(lost), unchecked_writes=unchecked, lost=sorted(lost))
+    return out
