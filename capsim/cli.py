@@ -120,7 +120,104 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.set_defaults(handler=_cmd_bench)
+
+    from capsim.checkers import FORMATS, MODELS, WRITABLE_FORMATS
+
+    check = sub.add_parser(
+        "check",
+        help="check a history for linearizability",
+        description="Check a history for linearizability: capsim's history.jsonl, "
+        "Porcupine's etcd and kv logs, or Knossos's EDN files (told from the content). "
+        "Exit status: 0 linearizable, 1 not linearizable (a minimal failing sub-history "
+        "is printed), 3 unknown (the step budget or --timeout ran out), 2 bad input.",
+        epilog=EPILOG,
+    )
+    check.add_argument("history", metavar="HISTORY", help="a history file")
+    check.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default=None,
+        help="the object the history is of (default: from the format, else "
+        "from the operations: cas-register, set, kv, ...)",
+    )
+    check.add_argument(
+        "--initial",
+        default=None,
+        metavar="VALUE",
+        help="initial value, as JSON or EDN (default: the model's: null, an empty set or map)",
+    )
+    check.add_argument(
+        "--format",
+        dest="fmt",
+        choices=sorted(FORMATS),
+        default=None,
+        help="the history's format (default: told from the content)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="give up (verdict unknown) after S seconds of wall time",
+    )
+    check.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="give up (verdict unknown) after N search steps",
+    )
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.set_defaults(handler=_cmd_check)
+
+    history = sub.add_parser(
+        "history",
+        help="work with history files (convert)",
+        description="Work with history files.",
+        epilog=EPILOG,
+    )
+    history_sub = history.add_subparsers(title="commands", metavar="COMMAND")
+    convert = history_sub.add_parser(
+        "convert",
+        help="convert a history to another tool's format",
+        description="Convert a history between capsim's JSON lines and other tools' "
+        "formats, so a capsim history can be cross-checked with Knossos or Porcupine. "
+        "Semantics are weakened, never strengthened, where the target cannot express them.",
+        epilog=EPILOG,
+    )
+    convert.add_argument("input", metavar="IN", help="the history to read")
+    convert.add_argument("output", metavar="OUT", help="the file to write (replaced whole)")
+    convert.add_argument(
+        "--to", required=True, choices=list(WRITABLE_FORMATS), help="the format to write"
+    )
+    convert.add_argument(
+        "--from",
+        dest="fmt",
+        choices=sorted(FORMATS),
+        default=None,
+        help="the input's format (default: told from the content)",
+    )
+    convert.add_argument(
+        "--key", default=None, help="keep only this key (Knossos files hold one object)"
+    )
+    convert.set_defaults(handler=_cmd_convert)
+    history.set_defaults(handler=lambda args: _help(history))
     return parser
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -187,6 +284,55 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"policy {scenario.policy.name}, {scenario.workload.kind} workload, "
         f"{len(scenario.faults)} fault(s), {scenario.duration:g} s"
     )
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from capsim.checkers import check_file, parse_value
+
+    initial = parse_value(args.initial) if args.initial is not None else None
+    result = check_file(
+        args.history,
+        model=args.model,
+        fmt=args.fmt,
+        initial=initial,
+        max_steps=args.max_steps,
+        timeout_s=args.timeout,
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.describe())
+    return result.exit_code
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from capsim.checkers import convert
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise CapsimError(f"{out}: is a folder, not a file")
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise CapsimError(f"{out}: the folder {folder} does not exist")
+    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=folder)
+    os.close(handle)
+    try:
+        try:
+            count = convert(args.input, tmp, to=args.to, fmt=args.fmt, key=args.key)
+        except CapsimError as exc:
+            # Name the file the user asked for, not the temporary one written first.
+            message = str(exc).replace(tmp, str(out)).replace("pass key=", "pass --key")
+            raise CapsimError(message) from None
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"wrote {count} events to {out} ({args.to})")
     return 0
 
 

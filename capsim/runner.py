@@ -303,6 +303,13 @@ class World:
             "staleness": measured["staleness"],
             "sessions": measured["sessions"],
             "durability": measured["durability"],
+            "consistency": metrics.consistency(
+                self.history,
+                scenario.workload.kind,
+                enabled=scenario.check.linearizable,
+                max_ops=scenario.check.max_ops,
+                max_steps=scenario.check.max_steps,
+            ),
             "convergence_s": self.convergence_s,
             "final": measured["final"],
             "messages": messages,

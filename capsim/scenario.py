@@ -47,6 +47,8 @@ __all__ = [
     "ClientGroup",
     "RetrySpec",
     "WorkloadSpec",
+    "CheckSpec",
+    "DiskSpec",
     "load_scenario",
     "parse_scenario",
     "dump_scenario",
@@ -340,6 +342,17 @@ class WorkloadSpec:
 
 
 @spec
+class CheckSpec:
+    """The linearizability check at the end of a run: on unless ``linearizable: false``,
+    skipped above ``max_ops`` operations, given up (``unknown``) after ``max_steps``
+    search steps (a count, so the answer does not depend on the machine)."""
+
+    linearizable: bool = True
+    max_ops: PositiveInt = 100_000
+    max_steps: PositiveInt = 5_000_000
+
+
+@spec
 class Scenario:
     """A whole scenario: cluster, network, policy, workload and fault schedule.
 
@@ -360,6 +373,7 @@ class Scenario:
     policy: PolicySpec = Field(default_factory=PolicySpec)
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
     faults: tuple[Fault, ...] = ()
+    check: CheckSpec = Field(default_factory=CheckSpec)
 
     def image(self, ref: str | None = None) -> Image:
         """The image named ``name:version`` (or ``name``: its first version); default: the

@@ -26,6 +26,7 @@ from capsim.metrics.availability import (
     succeeded,
     timeseries,
 )
+from capsim.metrics.consistency import consistency
 from capsim.metrics.durability import durability
 from capsim.metrics.latency import latency_percentiles, latency_summary
 from capsim.metrics.sessions import session_violations
@@ -48,6 +49,7 @@ __all__ = [
     "availability_by_fault",
     "availability_summary",
     "clean",
+    "consistency",
     "durability",
     "fault_intervals",
     "fault_windows",

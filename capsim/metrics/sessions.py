@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from capsim.history import CAS, INFO, OK, WRITE, Operations
+from capsim.history import Operations
 from capsim.metrics.staleness import ReadStaleness
 
 __all__ = ["session_violations"]
@@ -34,7 +34,7 @@ def session_violations(
     clients = ops.history.clients.names
     own = np.unique(s.pair_read[s.pair_own]) if len(s.pair_own) else np.zeros(0, np.int64)
     ryw = np.isin(s.read, own)
-    mono = _monotonic_set(ops, s.read) if workload == "set" else _monotonic_register(ops, s.read)
+    mono = _monotonic_set(ops, s.read) if workload == "set" else _monotonic_register(ops, s)
     by_client: dict[str, dict[str, int]] = {}
     for name, mask in (("read_your_writes", ryw), ("monotonic_reads", mono)):
         for code in ops.client[s.read[mask]].tolist():
@@ -47,36 +47,13 @@ def session_violations(
     }
 
 
-def _sources(ops: Operations) -> dict[tuple[int, Any], tuple[float, float]]:
-    """(key, value) -> (invocation, completion) of the write that wrote it."""
-    out: dict[tuple[int, Any], tuple[float, float]] = {}
-    mask = np.isin(ops.f, (WRITE, CAS)) & np.isin(ops.type, (OK, INFO))
-    for i in np.flatnonzero(mask).tolist():
-        value = ops.value(i)
-        written = value[1] if ops.f[i] == CAS else value
-        written = tuple(written) if isinstance(written, list) else written
-        done = float(ops.complete_time[i]) if ops.type[i] == OK else math.inf
-        out[(int(ops.key[i]), written)] = (float(ops.invoke_time[i]), done)
-    return out
-
-
-def _monotonic_register(ops: Operations, reads: np.ndarray) -> np.ndarray:
-    sources = _sources(ops)
-    n = len(reads)
-    src_inv = np.full(n, -math.inf)
-    src_done = np.full(n, -math.inf)
-    for j, i in enumerate(reads.tolist()):
-        output = ops.output(i)
-        values = output if isinstance(output, list) else [output]
-        for value in values:
-            if value is None:
-                continue
-            found = sources.get((int(ops.key[i]), value))
-            if found is not None:
-                src_inv[j] = max(src_inv[j], found[0])
-                src_done[j] = max(src_done[j], found[1])
-    violations = np.zeros(n, dtype=bool)
-    groups = ops.client[reads] * (int(ops.key.max()) + 1 if len(ops) else 1) + ops.key[reads]
+def _monotonic_register(ops: Operations, s: ReadStaleness) -> np.ndarray:
+    reads = s.read
+    src_inv, src_done = s.source_invoke, s.source_complete
+    violations = np.zeros(len(reads), dtype=bool)
+    if len(reads) == 0:
+        return violations
+    groups = ops.client[reads] * (int(ops.key.max()) + 1) + ops.key[reads]
     for group in np.unique(groups).tolist():
         members = np.flatnonzero(groups == group)
         by_done = members[np.argsort(ops.complete_time[reads[members]], kind="stable")]

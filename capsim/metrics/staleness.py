@@ -55,6 +55,10 @@ class ReadStaleness:
     key_acks: dict[int, np.ndarray]
     read_key: np.ndarray
     read_time: np.ndarray
+    # Registers: invocation and completion of the write each read returned (its newest
+    # sibling's), -inf for the initial value; used by the session guarantees.
+    source_invoke: np.ndarray | None = None
+    source_complete: np.ndarray | None = None
 
 
 def _hashable(value: Any) -> Any:
@@ -88,7 +92,7 @@ def _register_staleness(ops: Operations) -> ReadStaleness:
     complete = ops.complete_time
 
     # Each read's candidate sources: one per sibling. c is the source's completion time.
-    src_read, src_c, unknown_reads = [], [], set()
+    src_read, src_c, src_inv, unknown_reads = [], [], [], set()
     for i in reads.tolist():
         output = ops.output(i)
         key = int(ops.key[i])
@@ -97,6 +101,7 @@ def _register_staleness(ops: Operations) -> ReadStaleness:
             if value is None:
                 src_read.append(i)
                 src_c.append(-math.inf)
+                src_inv.append(-math.inf)
                 continue
             j = value_of.get((key, _hashable(value)))
             if j is None:
@@ -104,16 +109,25 @@ def _register_staleness(ops: Operations) -> ReadStaleness:
                 break
             src_read.append(i)
             src_c.append(float(complete[j]) if ops.type[j] == OK else math.inf)
-    if unknown_reads:
-        keep = [s not in unknown_reads for s in src_read]
-        src_read = [s for s, k in zip(src_read, keep, strict=True) if k]
-        src_c = [c for c, k in zip(src_c, keep, strict=True) if k]
-        reads = np.array([i for i in reads.tolist() if i not in unknown_reads], dtype=np.int64)
+            src_inv.append(float(ops.invoke_time[j]))
     src_read_a = np.array(src_read, dtype=np.int64)
     src_c_a = np.array(src_c, dtype=np.float64)
+    src_inv_a = np.array(src_inv, dtype=np.float64)
+    if unknown_reads:
+        keep = ~np.isin(src_read_a, list(unknown_reads))
+        src_read_a, src_c_a, src_inv_a = src_read_a[keep], src_c_a[keep], src_inv_a[keep]
+        reads = reads[~np.isin(reads, list(unknown_reads))]
 
     acked = write_mask & (ops.type == OK)
-    return _enumerate(ops, reads, src_read_a, src_c_a, acked, len(unknown_reads), n)
+    result = _enumerate(ops, reads, src_read_a, src_c_a, acked, len(unknown_reads), n)
+    # The newest sibling of each read, for monotonic reads.
+    position = np.full(n, -1, dtype=np.int64)
+    position[reads] = np.arange(len(reads))
+    result.source_invoke = np.full(len(reads), -math.inf)
+    result.source_complete = np.full(len(reads), -math.inf)
+    np.maximum.at(result.source_invoke, position[src_read_a], src_inv_a)
+    np.maximum.at(result.source_complete, position[src_read_a], src_c_a)
+    return result
 
 
 def _enumerate(ops, reads, src_read, src_c, acked, unknown, n) -> ReadStaleness:

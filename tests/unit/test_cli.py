@@ -78,7 +78,9 @@ def test_validate(capsys):
     assert "valid" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["bench"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["validate"], ["bench"], ["check"], ["history", "convert"]]
+)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([*command, "--help"])
@@ -142,3 +144,82 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     result = cli("run", QUICKSTART, "--out", str(target))
     assert result.returncode == 2 and "not a folder" in result.stderr
     assert target.read_text() == "keep"
+
+
+PEERS = ROOT.parent / "shared" / "peer-histories"
+
+
+def test_check_exit_status_follows_the_verdict(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", QUICKSTART, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(out / "history.jsonl")]) == 0
+    assert capsys.readouterr().out.startswith("linearizable: ")
+    slow = str(ROOT / "scenarios" / "slow-disk.yaml")
+    assert main(["run", slow, "--out", str(tmp_path / "slow")]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "slow" / "history.jsonl"), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"] == "not-linearizable"
+    assert "whose add was acknowledged before the read began" in result["violation"]["witness"]
+
+
+def test_check_unknown_when_the_step_budget_runs_out(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["run", QUICKSTART, "--out", str(out)])
+    capsys.readouterr()
+    assert main(["check", str(out / "history.jsonl"), "--max-steps", "5"]) == 3
+    assert "unknown" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not PEERS.exists(), reason="../shared/peer-histories is absent")
+def test_check_reads_other_tools_histories(capsys):
+    assert main(["check", str(PEERS / "porcupine" / "jepsen" / "etcd_000.log")]) == 1
+    assert main(["check", str(PEERS / "porcupine" / "jepsen" / "etcd_002.log")]) == 0
+    capsys.readouterr()
+
+
+def test_check_bad_input_exits_2(tmp_path):
+    bad = tmp_path / "h.jsonl"
+    bad.write_text('{"process": 0, "type": "invoke", "f": "read", "key": "k", "time": 0}\n{"proc')
+    result = cli("check", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert cli("check", str(tmp_path / "missing.jsonl")).returncode == 2
+
+
+def test_history_convert_round_trips_through_knossos(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["run", QUICKSTART, "--out", str(out)])
+    edn = tmp_path / "k1.edn"
+    assert (
+        main(
+            [
+                "history",
+                "convert",
+                str(out / "history.jsonl"),
+                str(edn),
+                "--to",
+                "knossos-edn",
+                "--key",
+                "k1",
+            ]
+        )
+        == 0
+    )
+    assert edn.read_text().startswith("[{:process")
+    assert main(["check", str(edn)]) == 0  # Knossos semantics: still linearizable
+    capsys.readouterr()
+
+
+def test_history_convert_refuses_what_the_target_cannot_hold(tmp_path):
+    out = tmp_path / "run"
+    main(["run", QUICKSTART, "--out", str(out)])
+    target = tmp_path / "all.edn"
+    result = cli(
+        "history", "convert", str(out / "history.jsonl"), str(target), "--to", "knossos-edn"
+    )
+    assert result.returncode == 2
+    assert f"capsim: error: {target}" in result.stderr and "--key" in result.stderr
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
