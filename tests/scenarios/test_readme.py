@@ -31,3 +31,13 @@ def test_readme_quotes_the_quickstart_as_it_runs():
     assert f"{ops['fail']} `fail`ed" in readme
     assert f"{summary['final']['total']} reads, all `ok`" in readme
     assert summary["final"]["ok"] == summary["final"]["total"]
+    assert f"0.0 over {summary['staleness']['reads']:,} reads" in readme
+    assert summary["staleness"]["stale_read_fraction"] == 0.0
+    assert f"decided in {summary['consistency']['steps']:,} search steps" in readme
+    assert summary["consistency"]["linearizable"] is True
+    assert f"`convergence_s`: {summary['convergence_s']}" in readme
+    assert f"{summary['messages']['per_op']:.1f} messages per operation" in readme
+    assert f"the {summary['messages']['dropped']:,} dropped" in readme
+    latency = summary["latency_ms"]
+    assert f"p50 {latency['read']['p50']:.1f} ms" in readme
+    assert f"p50 {latency['write']['p50']:.1f} ms" in readme
