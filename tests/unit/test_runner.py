@@ -182,3 +182,23 @@ def test_messages_per_operation():
     res = run(make_scenario(), seed=1)
     m = res.summary["messages"]
     assert m["per_op"] == pytest.approx(m["sent"] / res.summary["ops"]["total"])
+
+
+def test_faults_jsonl_records_generated_faults_with_their_specs(tmp_path):
+    sc = make_scenario(faults=[{"kind": "random", "at": 0.5, "rate": 2, "faults": ["crash"],
+                                "duration": "300ms"}])
+    out = run(sc, seed=4).write(tmp_path / "out")
+    records = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
+    generated = [r for r in records if r.get("instance") is not None and r["event"] == "start"]
+    assert len(generated) > 5
+    assert all(r["spec"].startswith("Crash(at=") and r["targets"] for r in generated)
+
+
+def test_consistency_check_is_skipped_above_the_size_limit_and_unknown_past_the_budget():
+    skipped = run(make_scenario(check={"max_ops": 10}), seed=1).summary["consistency"]
+    assert skipped["check"] == "skipped" and skipped["linearizable"] is None
+    assert "max_ops" in skipped["reason"]
+    unknown = run(make_scenario(check={"max_steps": 3}), seed=1).summary["consistency"]
+    assert unknown["check"] == "unknown" and unknown["linearizable"] is None
+    off = run(make_scenario(check={"linearizable": False}), seed=1).summary["consistency"]
+    assert off["check"] == "skipped"
