@@ -38,17 +38,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to find help) and status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from capsim.version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="capsim",
         description="A CAP and partition fault-injection simulator: run replicated systems "
         "under failure in simulated time, deterministically from a seed.",
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"capsim {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser(
         "run",
@@ -176,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Work with history files.",
         epilog=EPILOG,
     )
-    history_sub = history.add_subparsers(title="commands", metavar="COMMAND")
+    history_sub = history.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     convert = history_sub.add_parser(
         "convert",
         help="convert a history to another tool's format",
@@ -210,34 +217,24 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _number(kind: type, minimum: float, what: str):
+    """An argparse type: a ``kind`` number of at least ``minimum`` (``what`` names it)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must not be negative, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+_seed = _number(int, 0, "a seed: an integer of 0 or more")
+_positive_int = _number(int, 1, "a positive integer")
+_positive_float = _number(float, 1e-300, "a positive number")
 
 
 def _load(path: str):

@@ -222,21 +222,12 @@ def _violation(
     witness = _set_witness(part) if model.name == "set" else None
     if witness is not None:
         reason, ops = witness
-        keys = {op.key for op in ops}
-        return {
-            "key": thaw(keys.pop()) if len(keys) == 1 else None,
-            "model": model.name,
-            "initial": thaw(model.default_initial if initial is None else initial),
-            "minimal": True,
-            "explained": None,
-            "witness": reason,
-            "ops": [op.to_dict() for op in sorted(ops, key=lambda op: op.call)],
-        }
-    if shrink_it:
+        minimal = True
+    elif shrink_it:
         ops, minimal, explained = shrink(part, model, state0, Budget(SHRINK_MAX_STEPS, deadline))
     ops = sorted(ops, key=lambda op: op.call)
     keys = {op.key for op in ops}
-    return {
+    out = {
         "key": thaw(keys.pop()) if len(keys) == 1 else None,
         "model": model.name,
         "initial": thaw(model.default_initial if initial is None else initial),
@@ -244,6 +235,9 @@ def _violation(
         "explained": explained,
         "ops": [op.to_dict() for op in ops],
     }
+    if witness is not None:
+        out["witness"] = witness[0]
+    return out
 
 
 def _prefix(ops: Sequence[Op], k: int, model: Model) -> list[Op]:

@@ -223,3 +223,12 @@ def test_history_convert_refuses_what_the_target_cannot_hold(tmp_path):
     assert f"capsim: error: {target}" in result.stderr and "--key" in result.stderr
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_usage_errors_are_one_line_with_where_to_find_help():
+    result = cli("run", QUICKSTART, "--seed", "-1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "capsim run: error: argument --seed: expected a seed: an integer of 0 or more, "
+        "got '-1' (see 'capsim run --help')"
+    ]
