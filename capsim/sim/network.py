@@ -18,8 +18,11 @@ Retransmission is the protocol's business. A message that arrives at a crashed c
 is dropped, except that a client's request is refused (the client sees a definite
 ``unavailable`` failure, as with a refused connection).
 
-With ``fifo`` each ordered pair of containers behaves like a TCP connection: a message
-never arrives before one sent earlier on the same pair. Without it, messages reorder as
+Loss and duplication apply to messages between two containers, including a client's
+request forwarded from its home container to another; the client leg itself (a client
+and its home container) is reliable. With ``fifo`` each ordered pair of containers
+behaves like a TCP connection: a message never arrives before one sent earlier on the
+same pair. Without it, messages reorder as
 their latencies vary. Counters: ``sent``, ``delivered``, ``dropped`` (with reasons) and
 ``duplicated`` (extra copies delivered or dropped).
 
@@ -190,7 +193,10 @@ class Network:
         if self.cut_pairs and self.cut[src_i][dst_i]:
             self._drop(msg, "partition")
             return msg
-        if self._loss_draws is not None and next(self._loss_draws) < self._loss:
+        # Loss and duplication are the links' doing: a client talking to its own home
+        # container (src_i == dst_i) is not on a link.
+        lossy = src_i != dst_i
+        if lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
             self._drop(msg, "loss")
             return msg
         delay = self._delay(msg, src_i, dst_i, now)
@@ -212,7 +218,7 @@ class Network:
         # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
         # on the hottest path; ties still break in scheduling order.
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
-        if self._dup_draws is not None and next(self._dup_draws) < self._dup:
+        if lossy and self._dup_draws is not None and next(self._dup_draws) < self._dup:
             copies += 1
         for _ in range(copies):
             self._duplicate(msg)
