@@ -283,6 +283,14 @@ class Cluster:
             durable.lose_unsynced()
         return True
 
+    def shutdown(self, cid: str) -> bool:
+        """Stop ``cid`` gracefully: flush every write to disk, then stop like a crash."""
+        container = self.by_id[cid]
+        if container.up:
+            for durable in container.durables.values():
+                durable.persist(durable.mark())
+        return self.crash(cid)
+
     def restart(self, cid: str, image: Image | None = None) -> float | None:
         """Begin restarting ``cid`` (optionally onto another image).
 

@@ -436,7 +436,7 @@ class Nemesis:
             return
         batch, state["todo"] = state["todo"][: state["batch"]], state["todo"][state["batch"] :]
         for cid in batch:
-            self.cluster.crash(cid)
+            self.cluster.shutdown(cid)  # an upgrade stops containers gracefully
             self.cluster.restart(cid, image=state["image"])
         state["pending"] = set(batch)
         self._record(key, "upgrade", "restart", targets=batch, image=state["image"].ref)

@@ -96,3 +96,22 @@ def test_a_lying_disk_acknowledges_syncs_but_keeps_nothing():
     after, before = run_writes(world)
     assert before.synced_at == [pytest.approx(1.0), pytest.approx(1.0)]  # told it was synced
     assert set(after.durable) == set() and list(after.durable.log("log")) == []
+
+
+def test_a_rolling_upgrade_flushes_before_stopping():
+    world = make_world(
+        policy={"name": "probes:Scribe"},
+        workload={"clients_per_zone": 0},
+        cluster={"disk": {"sync": "50ms", "writeback": "10s"}},
+        images=[{"name": "kv", "version": "1", "startup": "100ms"},
+                {"name": "kv", "version": "2", "startup": "100ms"}],
+        faults=[{"kind": "upgrade", "at": 1.5, "image": "kv:2", "target": "n2"},
+                {"kind": "crash", "at": 2.5, "target": "n3", "duration": 0.1}],
+    )
+    world.start()
+    for cid in ("n2", "n3"):
+        node = world.cluster.node(cid)
+        world.engine.call_in(1.0, node.write, "unsynced", 1, False)
+    world.engine.run(3)
+    assert "unsynced" in world.cluster.node("n2").durable  # graceful stop flushed it
+    assert "unsynced" not in world.cluster.node("n3").durable  # a crash did not
