@@ -214,9 +214,10 @@ class ZoneOutage:
 @spec
 class RollingUpgrade:
     """Stop the target containers gracefully (their writes flushed to disk) and restart
-    them onto ``image`` (``name:version``), at most ``max_unavailable`` at a time, waiting for each batch to be ready (plus ``wait``)
-    before the next. The new version's image ``params`` apply to the restarted replicas,
-    so a mixed-version cluster runs while the upgrade is under way."""
+    them onto ``image`` (``name:version``), at most ``max_unavailable`` at a time, waiting
+    for each batch to be ready (plus ``wait``) before the next. The new version's image
+    ``params`` apply to the restarted replicas, so a mixed-version cluster runs while the
+    upgrade is under way."""
 
     at: NonNegativeDuration
     image: str
