@@ -41,3 +41,17 @@ def test_readme_quotes_the_quickstart_as_it_runs():
     latency = summary["latency_ms"]
     assert f"p50 {latency['read']['p50']:.1f} ms" in readme
     assert f"p50 {latency['write']['p50']:.1f} ms" in readme
+
+
+def test_readme_scenario_example_is_a_valid_scenario():
+    import yaml
+
+    from capsim.runner import prepare
+    from capsim.scenario import parse_scenario
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    scenario = parse_scenario(yaml.safe_load(block))
+    prepare(scenario)
+    assert scenario.network.latency.kinds["ack"].same_zone is not None
+    assert scenario.check.max_steps == 5_000_000

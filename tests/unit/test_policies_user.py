@@ -45,14 +45,16 @@ def test_a_policy_beside_the_scenario_runs_from_anywhere(tmp_path, monkeypatch, 
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "solo.py").write_text(POLICY)
-    (folder / "solo.yaml").write_text(textwrap.dedent("""
+    (folder / "solo.yaml").write_text(
+        textwrap.dedent("""
         duration: 5s
         settle: 1s
         policy: {name: "solo:Solo", params: {home: n2}}
         workload: {rate: 20/s, read_fraction: 0.5, keys: 3}
         faults:
           - {kind: crash, at: 2s, duration: 1s, target: primary}
-    """))
+    """)
+    )
     monkeypatch.chdir(tmp_path)  # not the scenario's folder
     out = tmp_path / "out"
     assert main(["run", str(folder / "solo.yaml"), "--json", "--out", str(out)]) == 0
@@ -66,3 +68,22 @@ def test_a_policy_beside_the_scenario_runs_from_anywhere(tmp_path, monkeypatch, 
     assert main(["run", str(out / "scenario.resolved.yaml"), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["trace_digest"] == summary["trace_digest"]
+
+
+def test_the_node_docstring_example_runs(monkeypatch):
+    import textwrap as tw
+
+    from conftest import make_scenario
+
+    import capsim
+    from capsim.policies import POLICIES
+    from capsim.runner import run
+    from capsim.sim import node as node_module
+
+    code = tw.dedent(node_module.__doc__.split("::", 1)[1])
+    namespace = {"capsim": capsim}
+    exec(code, namespace)  # noqa: S102 - the documented example, run as written
+    monkeypatch.setitem(POLICIES, "solo-doc", namespace["Solo"])
+    summary = run(make_scenario(policy={"name": "solo-doc"}), seed=1).summary
+    assert summary["availability"]["overall"] == 1.0
+    assert summary["ops"]["ok"] == summary["ops"]["total"] > 100

@@ -185,8 +185,9 @@ def test_messages_per_operation():
 
 
 def test_faults_jsonl_records_generated_faults_with_their_specs(tmp_path):
-    sc = make_scenario(faults=[{"kind": "random", "at": 0.5, "rate": 2, "faults": ["crash"],
-                                "duration": "300ms"}])
+    sc = make_scenario(
+        faults=[{"kind": "random", "at": 0.5, "rate": 2, "faults": ["crash"], "duration": "300ms"}]
+    )
     out = run(sc, seed=4).write(tmp_path / "out")
     records = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
     generated = [r for r in records if r.get("instance") is not None and r["event"] == "start"]

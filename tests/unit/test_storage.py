@@ -103,10 +103,14 @@ def test_a_rolling_upgrade_flushes_before_stopping():
         policy={"name": "probes:Scribe"},
         workload={"clients_per_zone": 0},
         cluster={"disk": {"sync": "50ms", "writeback": "10s"}},
-        images=[{"name": "kv", "version": "1", "startup": "100ms"},
-                {"name": "kv", "version": "2", "startup": "100ms"}],
-        faults=[{"kind": "upgrade", "at": 1.5, "image": "kv:2", "target": "n2"},
-                {"kind": "crash", "at": 2.5, "target": "n3", "duration": 0.1}],
+        images=[
+            {"name": "kv", "version": "1", "startup": "100ms"},
+            {"name": "kv", "version": "2", "startup": "100ms"},
+        ],
+        faults=[
+            {"kind": "upgrade", "at": 1.5, "image": "kv:2", "target": "n2"},
+            {"kind": "crash", "at": 2.5, "target": "n3", "duration": 0.1},
+        ],
     )
     world.start()
     for cid in ("n2", "n3"):
