@@ -47,7 +47,6 @@ __all__ = [
     "Distribution",
     "DISTRIBUTIONS",
     "draws",
-    "mean_of",
 ]
 
 
@@ -269,7 +268,3 @@ def draws(dist: Any, rng: np.random.Generator, block: int = 4096) -> Iterator[fl
     while True:
         yield from dist.sample(rng, block).tolist()
 
-
-def mean_of(dist: Any) -> float:
-    """The distribution's mean in seconds (infinity for a Pareto with alpha <= 1)."""
-    return dist.mean()

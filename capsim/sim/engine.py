@@ -67,11 +67,6 @@ class Engine:
         self.env.schedule(call, NORMAL, delay)
         return call
 
-    def schedule(self, event, delay: float) -> None:
-        """Schedule a slotted event object (``callbacks``, ``_ok``) after ``delay``."""
-        self.events += 1
-        self.env.schedule(event, NORMAL, delay)
-
     def run(self, until: float) -> None:
         """Run the simulation up to time ``until``."""
         if until > self.env.now:

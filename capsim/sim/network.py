@@ -363,10 +363,6 @@ class Network:
                 self.degraded[a][b] = None
                 self.degraded_pairs -= 1
 
-    def reachable(self, a: int, b: int) -> bool:
-        """Whether messages from container index ``a`` currently reach ``b``."""
-        return not self.cut[a][b]
-
     def counters(self) -> dict[str, Any]:
         """The message counters for the summary."""
         return {
