@@ -267,4 +267,3 @@ def draws(dist: Any, rng: np.random.Generator, block: int = 4096) -> Iterator[fl
             yield value
     while True:
         yield from dist.sample(rng, block).tolist()
-

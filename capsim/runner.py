@@ -304,7 +304,7 @@ class World:
             "sessions": measured["sessions"],
             "durability": measured["durability"],
             "consistency": metrics.consistency(
-                self.history,
+                ops,
                 scenario.workload.kind,
                 enabled=scenario.check.linearizable,
                 max_ops=scenario.check.max_ops,

@@ -70,10 +70,8 @@ def check_history(
     registers). ``max_steps`` bounds the search in deterministic steps, ``timeout_s`` in
     wall-clock seconds; when either runs out the verdict is ``unknown``.
     """
-    if isinstance(history_or_ops, History):
+    if isinstance(history_or_ops, History | Operations):
         ops = operations_from_history(history_or_ops)
-    elif isinstance(history_or_ops, Operations):
-        ops = operations_from_history(history_or_ops.history)
     else:
         ops = list(history_or_ops)
         for op in ops:

@@ -39,7 +39,7 @@ from capsim.checkers import edn
 from capsim.checkers.edn import Keyword
 from capsim.checkers.errors import FormatError
 from capsim.checkers.operations import Op, freeze, thaw
-from capsim.history import FUNCTIONS, History, HistoryError
+from capsim.history import FUNCTIONS, History, HistoryError, Operations
 
 __all__ = [
     "FORMATS",
@@ -131,16 +131,17 @@ def _read_jsonl(path: str | os.PathLike) -> list[Op]:
         raise FormatError(f"{path}: {exc}") from None
 
 
-def operations_from_history(history: History) -> list[Op]:
+def operations_from_history(history: History | Operations) -> list[Op]:
     """The operations of a capsim :class:`~capsim.history.History`, in invocation order.
 
-    Positions (``call``, ``ret``) are event indices; times are the events' ``time``.
+    Positions (``call``, ``ret``) are event indices; times are the events' ``time``. Given
+    the history's :class:`~capsim.history.Operations` already paired, it uses them.
     """
-    table = history.operations()
+    table = history if isinstance(history, Operations) else history.operations()
     ops = []
     names = FUNCTIONS
     types = _TYPES
-    keys = history.keys.names
+    keys = table.history.keys.names
     for i in range(len(table)):
         done = table.complete_index[i] >= 0
         outcome = types[int(table.type[i])]

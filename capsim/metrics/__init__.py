@@ -73,11 +73,13 @@ def clean(value: Any) -> Any:
     return value
 
 
-def breakdown(ops: Operations, s: ReadStaleness) -> dict[str, Any]:
+def breakdown(
+    ops: Operations, s: ReadStaleness, served: np.ndarray | None = None
+) -> dict[str, Any]:
     """Per shard and per client zone: operations, availability, stale-read fraction and
     the p99 latency of ``ok`` reads and updates (ms), main phase only."""
     main = ~ops.final
-    served = succeeded(ops)
+    served = succeeded(ops) if served is None else served
     stale_ops = s.read[s.k > 0]
     out: dict[str, Any] = {"by_shard": {}, "by_zone": {}}
     for field, column, names in (
@@ -108,17 +110,18 @@ def summarize(
     windows = fault_windows(records, end)
     intervals = sorted((w["start"], w["end"]) for w in windows)
     main = ~ops.final
+    served = succeeded(ops)  # computed once, shared by every availability figure
     stale = read_staleness(ops, workload)
     staleness = staleness_summary(stale)
     staleness["t_visibility"] = t_visibility(stale)
     return {
         "ops": outcome_counts(ops, main),
-        "availability": availability_summary(ops, intervals),
+        "availability": availability_summary(ops, intervals, served),
         "latency_ms": latency_summary(ops),
         "staleness": staleness,
         "sessions": session_violations(ops, stale, workload),
         "durability": durability(ops, workload),
         "final": outcome_counts(ops, ops.final),
-        "fault_windows": availability_by_fault(ops, windows),
-        "breakdown": breakdown(ops, stale),
+        "fault_windows": availability_by_fault(ops, windows, served),
+        "breakdown": breakdown(ops, stale, served),
     }

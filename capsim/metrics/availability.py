@@ -64,14 +64,16 @@ def _during(times: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarr
     return mask
 
 
-def availability_summary(ops: Operations, intervals: list[tuple[float, float]]) -> dict[str, Any]:
+def availability_summary(
+    ops: Operations, intervals: list[tuple[float, float]], served: np.ndarray | None = None
+) -> dict[str, Any]:
     """Availability overall, for reads, for updates (write, cas, add), for operations
     invoked while a fault was in force and outside faults, by side of a partition
     (``majority``: the client's home container exchanges messages both ways with a strict
     majority of the replicas of the operation's shard; ``minority``: it does not; only
     operations invoked while a partition was in force), by shard and by client zone."""
     main = ~ops.final
-    served = succeeded(ops)
+    served = succeeded(ops) if served is None else served
     during = _during(ops.invoke_time, intervals) & main
     history = ops.history
     shards = sorted(set(ops.shard[main].tolist()))
@@ -134,20 +136,19 @@ def recovery_time(
     window_s: float = 1.0,
     threshold: float = 0.99,
     served: np.ndarray | None = None,
+    timeline: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float | None:
     """Time to recover after ``after`` (a fault's end): the smallest ``d >= 0`` such that
     the main-phase operations invoked in ``[after + d, after + d + window_s)`` have
     availability of at least ``threshold``, with ``d`` taken at operation invocation
-    times. ``None`` if it never recovers within the history (or nothing was invoked)."""
-    main = ~ops.final
-    times = ops.invoke_time[main]
-    order = np.argsort(times, kind="stable")
-    times = times[order]
-    good = (succeeded(ops) if served is None else served)[main][order]
+    times. ``None`` if it never recovers within the history (or nothing was invoked).
+
+    ``timeline`` (from :func:`_timeline`) spares recomputing the sorted invocation times
+    when asking about many faults."""
+    times, cumulative = _timeline(ops, served) if timeline is None else timeline
     start = int(np.searchsorted(times, after, side="left"))
     if start >= len(times):
         return None
-    cumulative = np.concatenate([[0], np.cumsum(good)])
     candidates = np.arange(start, len(times))
     stops = np.searchsorted(times, times[candidates] + window_s, side="left")
     counts = stops - candidates
@@ -160,12 +161,24 @@ def recovery_time(
     return round(max(0.0, float(times[candidates[hits[0]]] - after)), 9)
 
 
-def availability_by_fault(ops: Operations, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _timeline(ops: Operations, served: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Main-phase invocation times in order, and the running count of those served."""
+    main = ~ops.final
+    times = ops.invoke_time[main]
+    order = np.argsort(times, kind="stable")
+    good = (succeeded(ops) if served is None else served)[main][order]
+    return times[order], np.concatenate([[0], np.cumsum(good)])
+
+
+def availability_by_fault(
+    ops: Operations, windows: list[dict[str, Any]], served: np.ndarray | None = None
+) -> list[dict[str, Any]]:
     """For each fault window: its duration, the availability of main-phase operations
     invoked while it was in force (``None`` if none were) and ``recovery_s``, the time to
     recover after it ended (see :func:`recovery_time`)."""
     main = ~ops.final
-    served = succeeded(ops)
+    served = succeeded(ops) if served is None else served
+    timeline = _timeline(ops, served)
     out = []
     for window in windows:
         during = main & (ops.invoke_time >= window["start"]) & (ops.invoke_time < window["end"])
@@ -173,7 +186,7 @@ def availability_by_fault(ops: Operations, windows: list[dict[str, Any]]) -> lis
         row["duration_s"] = round(window["end"] - window["start"], 9)
         row["availability"] = availability(ops, during, served)
         row["ops"] = int(during.sum())
-        row["recovery_s"] = recovery_time(ops, window["end"], served=served)
+        row["recovery_s"] = recovery_time(ops, window["end"], timeline=timeline)
         out.append(row)
     return out
 
