@@ -296,14 +296,18 @@ class Nemesis:
             self._crashed_by[cid] = key
         self._crash_pending[key] = set(crashed)
 
-    def _restart_after_crash(self, key: Key, containers: list[str]) -> None:
-        if self._stopped:
-            return
-        started = [
+    def _restart_held(self, key: Key, containers: list[str]) -> list[str]:
+        """Restart those of ``containers`` that fault ``key`` still holds down."""
+        return [
             c
             for c in containers
             if self._crashed_by.get(c) == key and self.cluster.restart(c) is not None
         ]
+
+    def _restart_after_crash(self, key: Key, containers: list[str]) -> None:
+        if self._stopped:
+            return
+        started = self._restart_held(key, containers)
         if started:
             self._record(key, "crash", "restart", targets=started)
 
@@ -397,11 +401,7 @@ class Nemesis:
         def end() -> None:
             if self.workload is not None:
                 self.workload.resume_zone(fault.zone)
-            started = [
-                c
-                for c in crashed
-                if self._crashed_by.get(c) == key and self.cluster.restart(c) is not None
-            ]
+            started = self._restart_held(key, crashed)
             self._record(key, "zone-outage", "restart", targets=started)
 
         self._until_end(key, fault.duration, "zone-outage", end, healable=False)

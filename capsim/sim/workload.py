@@ -67,6 +67,7 @@ class _Op:
         "key",
         "key_code",
         "value",
+        "recorded",
         "id",
         "shard",
         "current",
@@ -265,6 +266,7 @@ class Workload:
             self.next_value[key_index] += 1
             value = self.next_value[key_index]
         op.value = value
+        op.recorded = list(value) if f == CAS else value  # as the history holds it
         self._next_op += 1
         op.id = self._next_op
         op.outstanding = False
@@ -283,7 +285,7 @@ class Workload:
             INVOKE,
             f,
             op.key_code,
-            list(value) if f == CAS else value,
+            op.recorded,
             self.engine.now,
             client.code,
             client.zone_code,
@@ -321,12 +323,10 @@ class Workload:
         op.outstanding = False
         if outcome == "ok":
             if op.f == READ:
-                out = sorted(value) if self.set_mode and value is not None else value
-                if self.set_mode and value is None:
-                    out = []
+                out = sorted(value or ()) if self.set_mode else value
                 self._complete(op, OK, out, msg.src, None)
             else:
-                self._complete(op, OK, list(op.value) if op.f == CAS else op.value, msg.src, None)
+                self._complete(op, OK, op.recorded, msg.src, None)
         elif outcome == "redirect":
             target = self.cluster.by_id.get(value) if isinstance(value, str) else None
             op.redirects += 1
@@ -342,8 +342,7 @@ class Workload:
     def _failed(self, op: _Op, error: str, node: str) -> None:
         op.error = error
         if error == "mismatch" or op.retries >= op.max_retries:
-            value = list(op.value) if op.f == CAS else op.value
-            self._complete(op, FAIL, value, node, error)
+            self._complete(op, FAIL, op.recorded, node, error)
             return
         retry = self.spec.retries
         op.retries += 1
@@ -358,11 +357,10 @@ class Workload:
     def _timeout(self, op: _Op) -> None:
         if op.done:
             return
-        value = list(op.value) if op.f == CAS else op.value
         if op.outstanding:
-            self._complete(op, INFO, value, op.target.id, "timeout")
+            self._complete(op, INFO, op.recorded, op.target.id, "timeout")
         else:
-            self._complete(op, FAIL, value, op.target.id, op.error)
+            self._complete(op, FAIL, op.recorded, op.target.id, op.error)
 
     def _complete(self, op: _Op, type_: int, value: Any, node: str, error: str | None) -> None:
         op.done = True
