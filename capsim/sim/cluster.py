@@ -97,6 +97,7 @@ class Container:
     def receive(self, msg: Message) -> None:
         """A message arrived: handle it now, or queue it if busy or paused."""
         if self._service is None and not self.paused:
+            # _handle, inlined: this is every message's path with zero service time.
             node = self.replicas.get(msg.shard)
             if node is not None:
                 node._dispatch(msg)
