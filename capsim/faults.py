@@ -37,10 +37,12 @@ from pydantic import Field, model_validator
 from capsim.distributions import Distribution
 from capsim.schema import (
     Duration,
+    FiniteFloat,
     NonNegativeDuration,
     PositiveDuration,
     PositiveRate,
     Probability,
+    WholeNumber,
     spec,
 )
 
@@ -82,7 +84,7 @@ class Partition:
     shape: Literal["groups", "isolate", "halves", "bridge", "majorities-ring", "one-way"] = "groups"
     groups: tuple[tuple[str, ...], ...] | None = None
     target: Target | None = None
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["partition"] = Field(default="partition", repr=False)
 
     @model_validator(mode="after")
@@ -119,7 +121,7 @@ class Crash:
     at: NonNegativeDuration
     target: Target = "random"
     duration: PositiveDuration | None = None
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["crash"] = Field(default="crash", repr=False)
 
 
@@ -129,7 +131,7 @@ class Restart:
 
     at: NonNegativeDuration
     target: Target
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["restart"] = Field(default="restart", repr=False)
 
 
@@ -145,7 +147,7 @@ class Pause:
     at: NonNegativeDuration
     target: Target = "random"
     duration: PositiveDuration | None = None
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["pause"] = Field(default="pause", repr=False)
 
 
@@ -163,9 +165,9 @@ class ClockSkew:
     at: NonNegativeDuration
     target: Target = "random"
     offset: Duration = 0.0
-    rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    rate: Annotated[FiniteFloat, Field(gt=0)] = 1.0
     duration: PositiveDuration | None = None
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["clock"] = Field(default="clock", repr=False)
 
 
@@ -186,7 +188,7 @@ class LinkFault:
     latency: Distribution | None = None
     loss: Probability = 0.0
     duplicate: Probability = 0.0
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["link"] = Field(default="link", repr=False)
 
     @model_validator(mode="after")
@@ -222,9 +224,9 @@ class RollingUpgrade:
     at: NonNegativeDuration
     image: str
     target: Target | None = None
-    max_unavailable: Annotated[int, Field(ge=1)] = 1
+    max_unavailable: Annotated[WholeNumber, Field(ge=1)] = 1
     wait: NonNegativeDuration = 0.0
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["upgrade"] = Field(default="upgrade", repr=False)
 
 
@@ -251,7 +253,7 @@ class RandomFaults:
     shapes: Annotated[tuple[Shape, ...], Field(min_length=1)] = ("halves",)
     target: Target = "random"
     max_clock_offset: NonNegativeDuration = 1.0
-    shard: Annotated[int, Field(ge=0)] = 0
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
     kind: Literal["random"] = Field(default="random", repr=False)
 
 

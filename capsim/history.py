@@ -19,6 +19,15 @@ when the operation was invoked).
 A logical client thread (``process``) has at most one operation open at a time, so every
 completion belongs to the process's latest invocation.
 
+Reading a file is strict, since histories come from other tools and by hand: each line is
+one JSON object of at most 1 MiB (``MAX_LINE_BYTES``) with each key once, values nested at
+most 100 deep (``MAX_VALUE_DEPTH``), only finite numbers (no ``NaN`` or ``Infinity``),
+every field of the type above (``process`` a 64-bit integer, ``key``, ``client``, ``zone``
+and ``node`` text or integers, ``shard`` a non-negative integer, ``final`` a boolean,
+``error`` text), and every completion after an invocation of the same function by the
+same process. The first line that breaks a rule is named in the error. (What a value must
+be for a model, such as a CAS's ``[expected, new]``, the checker's readers check.)
+
 In memory a :class:`History` stores each field as a column (``array`` while recording,
 numpy arrays for analysis) so that a million operations fit comfortably.
 """
@@ -29,14 +38,16 @@ import io
 import json
 import math
 import os
+import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from capsim.errors import CapsimError
+from capsim.schema import echo, open_input
 
 __all__ = [
     "History",
@@ -49,7 +60,18 @@ __all__ = [
     "OK",
     "FAIL",
     "INFO",
+    "MAX_LINE_BYTES",
+    "MAX_VALUE_DEPTH",
+    "input_lines",
+    "check_value",
 ]
+
+#: The longest line a history file may have, in bytes (its newline included).
+MAX_LINE_BYTES = 1 << 20
+#: How deeply an operation's value may nest lists and mappings.
+MAX_VALUE_DEPTH = 100
+_INT64 = 2**63
+_MAX_SHARD = 2**31
 
 TYPES = ("invoke", "ok", "fail", "info")
 INVOKE, OK, FAIL, INFO = range(4)
@@ -99,16 +121,17 @@ class History:
         self.process = array("q")
         self.type = array("b")
         self.f = array("b")
-        self.key = array("l")
+        self.key = array("q")
         self.value: list[Any] = []
         self.time = array("d")
-        self.client = array("l")
-        self.zone = array("l")
-        self.node = array("l")
-        self.shard = array("l")
+        self.client = array("q")
+        self.zone = array("q")
+        self.node = array("q")
+        self.shard = array("q")
         self.final = array("b")
         self.side = array("b")
         self.errors: dict[int, str] = {}
+        self.lines: array | None = None  # each event's line, for a history read from a file
         self.keys = Names()
         self.clients = Names()
         self.zones = Names()
@@ -167,20 +190,25 @@ class History:
         error: str | None = None,
     ) -> None:
         """Append one event given as names (checked); see the module docstring."""
-        try:
-            type_code = _TYPE_CODE[type]
-            f_code = _F_CODE[f]
-        except KeyError as exc:
-            raise HistoryError(f"unknown event field value {exc.args[0]!r}") from None
-        if side is not None and side not in _SIDE_CODE:
-            raise HistoryError(f"unknown side {side!r}; expected 'majority' or 'minority'")
+        type_code = _TYPE_CODE.get(type) if isinstance(type, str) else None
+        f_code = _F_CODE.get(f) if isinstance(f, str) else None
+        if type_code is None or f_code is None:
+            bad = type if type_code is None else f
+            raise HistoryError(f"unknown event field value {echo(bad)}")
+        if side is not None and (not isinstance(side, str) or side not in _SIDE_CODE):
+            raise HistoryError(f"unknown side {echo(side)}; expected 'majority' or 'minority'")
+        if not isinstance(process, int) or not -_INT64 <= process < _INT64:
+            raise HistoryError(f"'process' must be a 64-bit integer, got {echo(process)}")
+        if not isinstance(shard, int) or not 0 <= shard < _MAX_SHARD:
+            raise HistoryError(f"'shard' must be an integer from 0 to 2**31 - 1, got {echo(shard)}")
+        time = _finite_time(time)
         self.append_codes(
             process,
             type_code,
             f_code,
             self.keys.code(key),
             value,
-            float(time),
+            time,
             self.clients.code(client),
             self.zones.code(zone),
             self.nodes.code(node),
@@ -240,55 +268,143 @@ class History:
     def from_jsonl(cls, path: str | os.PathLike) -> History:
         """Read a history written by :meth:`to_jsonl` (or by hand in the same format).
 
-        Raises :class:`HistoryError` naming the file and line of the first bad event.
+        Raises :class:`HistoryError` naming the file and line of the first bad event
+        (``"h.jsonl:7: ..."``); see the module docstring for the rules. A pipe is read as
+        it comes, each line at most ``MAX_LINE_BYTES`` long.
+        """
+        source = os.fspath(path)
+
+        def fail(message: str) -> HistoryError:
+            return HistoryError(f"{source}: {message}")
+
+        with open_input(source, fail) as handle:
+            return cls.from_lines(input_lines(handle, source, HistoryError), source)
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[tuple[int, bytes]], source: str) -> History:
+        """A history from ``(line number, line bytes)`` pairs of a JSON-lines file.
+
+        As :meth:`from_jsonl`, which reads the pairs from a file; errors name ``source``.
         """
         history = cls()
-        try:
-            handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with below
-        except OSError as exc:
-            raise HistoryError(f"{path}: cannot read: {exc.strerror}") from None
-        with handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError as exc:
+        history.lines = array("q")
+        open_ops: dict[int, tuple[int, int]] = {}  # process -> (function code, line)
+        decode = _DECODER.decode
+        for number, raw in lines:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise HistoryError(
+                    f"{source}:{number}: not UTF-8 text (byte {exc.start + 1} of the line "
+                    f"is {raw[exc.start]:#04x})"
+                ) from None
+            if not text.strip():
+                continue
+            try:
+                event = decode(text)
+                if "\\u" in text and _SURROGATE.search(text):
+                    _check_characters(event)
+                history.append_event(event)
+            except json.JSONDecodeError as exc:
+                raise HistoryError(
+                    f"{source}:{number}: not a JSON object ({exc.msg}); is the file truncated?"
+                ) from None
+            except HistoryError as exc:
+                raise HistoryError(f"{source}:{number}: {exc}") from None
+            except RecursionError:
+                raise HistoryError(
+                    f"{source}:{number}: nested deeper than {MAX_VALUE_DEPTH} levels"
+                ) from None
+            except ValueError:  # an integer of more digits than Python converts
+                raise HistoryError(
+                    f"{source}:{number}: an integer has too many digits to read"
+                ) from None
+            history.lines.append(number)
+            i = len(history.type) - 1
+            process, f_code = history.process[i], history.f[i]
+            if history.type[i] == INVOKE:
+                opened = open_ops.get(process)
+                if opened is not None:
                     raise HistoryError(
-                        f"{path}:{number}: not a JSON object ({exc.msg}); is the file truncated?"
-                    ) from None
-                try:
-                    history.append_event(event)
-                except HistoryError as exc:
-                    raise HistoryError(f"{path}:{number}: {exc}") from None
+                        f"{source}:{number}: process {process} invokes while its operation "
+                        f"from line {opened[1]} is still open"
+                    )
+                open_ops[process] = (f_code, number)
+            else:
+                opened = open_ops.pop(process, None)
+                if opened is None:
+                    raise HistoryError(
+                        f"{source}:{number}: process {process} completes a "
+                        f"{FUNCTIONS[f_code]} it never invoked"
+                    )
+                if opened[0] != f_code:
+                    raise HistoryError(
+                        f"{source}:{number}: process {process} completes a {FUNCTIONS[f_code]} "
+                        f"but invoked a {FUNCTIONS[opened[0]]} on line {opened[1]}"
+                    )
         return history
 
     def append_event(self, event: Any) -> None:
         """Append one event given as a dict in the JSON-lines format (checked)."""
-        if not isinstance(event, dict):
-            raise HistoryError("an event must be a JSON object")
-        missing = [k for k in ("process", "type", "f", "time") if k not in event]
-        if missing:
-            raise HistoryError(f"event lacks {', '.join(repr(m) for m in missing)}")
-        process, time = event["process"], event["time"]
-        if not isinstance(process, int) or isinstance(process, bool):
-            raise HistoryError(f"'process' must be an integer, got {process!r}")
-        if not isinstance(time, int | float) or isinstance(time, bool) or not math.isfinite(time):
-            raise HistoryError(f"'time' must be a finite number, got {time!r}")
-        self.append(
-            process=process,
-            type=event["type"],
-            f=event["f"],
-            key=str(event.get("key", "")),
-            value=event.get("value"),
-            time=time,
-            client=str(event.get("client", "")),
-            zone=str(event.get("zone", "")),
-            node=str(event.get("node", "")),
-            shard=int(event.get("shard", 0)),
-            final=bool(event.get("final", False)),
-            side=event.get("side"),
-            error=event.get("error"),
+        if type(event) is not dict:
+            raise HistoryError(f"an event must be a JSON object, got {echo(event)}")
+        try:
+            process, type_, f, time = event["process"], event["type"], event["f"], event["time"]
+        except KeyError:
+            missing = [k for k in ("process", "type", "f", "time") if k not in event]
+            raise HistoryError(f"event lacks {', '.join(repr(m) for m in missing)}") from None
+        if type(process) is not int or not -_INT64 <= process < _INT64:
+            raise HistoryError(f"'process' must be an integer (64-bit), got {echo(process)}")
+        type_code = _TYPE_CODE.get(type_) if type(type_) is str else None
+        if type_code is None:
+            raise HistoryError(f"'type' must be one of {', '.join(TYPES)}; got {echo(type_)}")
+        f_code = _F_CODE.get(f) if type(f) is str else None
+        if f_code is None:
+            raise HistoryError(f"'f' must be one of {', '.join(FUNCTIONS)}; got {echo(f)}")
+        if type(time) is not float or not -math.inf < time < math.inf:
+            if type(time) is not int and type(time) is not float:
+                raise HistoryError(f"'time' must be a finite number, got {echo(time)}")
+            time = _finite_time(time)
+        get = event.get
+        key, client, zone, node = (
+            get("key", ""),
+            get("client", ""),
+            get("zone", ""),
+            get("node", ""),
+        )
+        if not (type(key) is type(client) is type(zone) is type(node) is str):
+            key, client, zone, node = (
+                _name(event, name) for name in ("key", "client", "zone", "node")
+            )
+        shard = get("shard", 0)
+        if type(shard) is not int or not 0 <= shard < _MAX_SHARD:
+            raise HistoryError(f"'shard' must be an integer from 0 to 2**31 - 1, got {echo(shard)}")
+        final = get("final", False)
+        if type(final) is not bool:
+            raise HistoryError(f"'final' must be true or false, got {echo(final)}")
+        side = get("side")
+        if side is not None and (type(side) is not str or side not in _SIDE_CODE):
+            raise HistoryError(f"'side' must be 'majority', 'minority' or null, got {echo(side)}")
+        error = get("error")
+        if error is not None and type(error) is not str:
+            raise HistoryError(f"'error' must be text, got {echo(error)}")
+        value = get("value")
+        if type(value) is list or type(value) is dict:
+            check_value(value)
+        self.append_codes(
+            process,
+            type_code,
+            f_code,
+            self.keys.code(key),
+            value,
+            time,
+            self.clients.code(client),
+            self.zones.code(zone),
+            self.nodes.code(node),
+            shard,
+            1 if final else 0,
+            _SIDE_CODE[side] if side is not None else 0,
+            error,
         )
 
     def operations(self) -> Operations:
@@ -331,6 +447,102 @@ class History:
                     )
                 complete_index[j] = i
         return Operations._build(self, invoke_index, complete_index)
+
+
+def input_lines(
+    handle: io.BufferedIOBase, source: str, error: type[CapsimError] = CapsimError
+) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` for each line of ``handle``, each at most ``MAX_LINE_BYTES``.
+
+    A longer line (``/dev/zero``, a binary file) raises ``error`` naming ``source`` and the
+    line, having read no more than the limit of it.
+    """
+    number = 0
+    while True:
+        try:
+            line = handle.readline(MAX_LINE_BYTES + 1)
+        except OSError as exc:
+            raise error(f"{source}: cannot read: {exc.strerror or exc}") from None
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES:
+            raise error(
+                f"{source}:{number}: the line is longer than {MAX_LINE_BYTES >> 20} MiB, "
+                "the most capsim reads; is this a history file?"
+            )
+        yield number, line
+
+
+def check_value(value: Any, limit: int = MAX_VALUE_DEPTH) -> None:
+    """Raise :class:`HistoryError` if ``value`` nests lists and mappings deeper than
+    ``limit`` or holds a number that is not finite (NaN, infinity)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise HistoryError(f"a value must be a finite number, got {value!r}")
+        return
+    if not isinstance(value, list | tuple | dict | frozenset | set):
+        return
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            raise HistoryError(f"a value is nested deeper than {limit} levels")
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, list | tuple | dict | frozenset | set):
+                pending.append((child, depth + 1))
+            elif isinstance(child, float) and not math.isfinite(child):
+                raise HistoryError(f"a value must hold finite numbers, got {child!r}")
+        if isinstance(item, dict):
+            for key in item:
+                if isinstance(key, tuple | frozenset):
+                    pending.append((key, depth + 1))
+
+
+def _name(event: dict, field: str) -> str:
+    value = event.get(field, "")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise HistoryError(f"'{field}' must be text, got {echo(value)}")
+
+
+def _finite_time(time: Any) -> float:
+    try:
+        seconds = float(time)
+    except (TypeError, ValueError, OverflowError):
+        raise HistoryError(f"'time' must be a finite number, got {echo(time)}") from None
+    if not math.isfinite(seconds):
+        raise HistoryError(f"'time' must be a finite number, got {echo(time)}")
+    return seconds
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_characters(event: Any) -> None:
+    """JSON's ``\\u`` escapes can leave half of a UTF-16 surrogate pair, which is no
+    character: it could be neither printed nor written as UTF-8."""
+    try:
+        json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise HistoryError("a \\u escape gives half of a surrogate pair, not a character") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise HistoryError(f"{name} is not a number JSON allows; values must be finite")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise HistoryError(f"the number {echo(text)} is too large to represent")
+    return number
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
 
 
 @dataclass(frozen=True, eq=False)

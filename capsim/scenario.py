@@ -9,7 +9,9 @@ the file and the field (``workload.rate: must be greater than zero, got -3.0``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,14 +28,30 @@ from pydantic import (
 
 from capsim.distributions import DISTRIBUTIONS, Constant, Distribution
 from capsim.errors import ScenarioError
-from capsim.faults import FAULTS, ROLE_TARGETS, Fault, RollingUpgrade, ZoneOutage
+from capsim.faults import (
+    FAULTS,
+    ROLE_TARGETS,
+    ClockSkew,
+    Fault,
+    Partition,
+    RandomFaults,
+    RollingUpgrade,
+    ZoneOutage,
+)
 from capsim.schema import (
+    FiniteFloat,
     NonNegativeDuration,
     PositiveDuration,
     PositiveRate,
     Probability,
+    StrictBool,
+    WholeNumber,
+    decode_error,
+    echo,
+    read_input,
     spec,
     to_data,
+    validation_message,
 )
 
 __all__ = [
@@ -53,9 +71,47 @@ __all__ = [
     "parse_scenario",
     "dump_scenario",
     "container_ids",
+    "is_container_id",
+    "LIMITS",
 ]
 
-Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+#: Hard upper bounds of counts and sizes. A value above one can only be a mistake, and each
+#: keeps validating a file, and building its simulation, within reach of one machine.
+LIMITS = {
+    "file_bytes": 16 << 20,  # a scenario file; real ones are a few kilobytes
+    "yaml_depth": 100,  # nesting of mappings and lists
+    "yaml_values": 500_000,  # values in the file, counting each use of an alias
+    "containers": 100_000,
+    "zones": 10_000,
+    "shards": 100_000,
+    "vnodes": 4096,
+    "keys": 10_000_000,
+    "clients": 100_000,  # in all, and in one group or zone
+    "processes": 10_000,  # closed-loop processes per client
+    "images": 1000,
+    "faults": 10_000,
+    "retry_attempts": 100,
+    "retry_multiplier": 100.0,
+    "message_bytes": 1 << 30,
+    "max_ops": 1_000_000_000,
+    "max_steps": 10**12,
+    "seed": 2**64 - 1,
+    "zipf_s": 100.0,
+    "clock_rate": 100.0,  # a skewed clock runs between 1/100 and 100 times true speed
+}
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+def _count(low: int, high: int) -> Any:
+    """A whole number in ``[low, high]`` (never a boolean)."""
+    return Annotated[WholeNumber, Field(ge=low, le=high)]
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {echo(value)}")
+    return value
 
 
 def _parse_bandwidth(value: Any) -> Any:
@@ -68,7 +124,7 @@ def _parse_bandwidth(value: Any) -> Any:
             amount = float(number)
         except ValueError:
             raise ValueError(
-                f"expected a bandwidth such as '100Mbps' or '10MB/s', got {value!r}"
+                f"expected a bandwidth such as '100Mbps' or '10MB/s', got {echo(value)}"
             ) from None
         if unit.endswith("bps"):
             factor = {"bps": 1 / 8, "kbps": 1e3 / 8, "Mbps": 1e6 / 8, "Gbps": 1e9 / 8}.get(unit)
@@ -88,11 +144,17 @@ def _parse_bandwidth(value: Any) -> Any:
 def _positive_bandwidth(value: float) -> float:
     if not value > 0 or value != value or value == float("inf"):
         raise ValueError(f"must be a positive, finite bandwidth, got {value!r}")
+    if value < 0.125:
+        raise ValueError(f"must be at least 1bps (0.125 bytes per second), got {value!r}")
     return value
 
 
-Bandwidth = Annotated[float, BeforeValidator(_parse_bandwidth), AfterValidator(_positive_bandwidth)]
-PositiveInt = Annotated[int, Field(ge=1)]
+Bandwidth = Annotated[
+    float,
+    BeforeValidator(_parse_bandwidth),
+    BeforeValidator(lambda v: v if isinstance(v, str) else _number(v)),
+    AfterValidator(_positive_bandwidth),
+]
 
 
 @spec
@@ -123,7 +185,7 @@ class DiskSpec:
     """
 
     sync: Distribution = Field(default_factory=lambda: Constant(value=0.0))
-    lies: bool = False
+    lies: StrictBool = False
     writeback: PositiveDuration = 5.0
 
 
@@ -139,15 +201,22 @@ class ClusterSpec:
     Each container handles messages one at a time, each taking ``service_time`` (a
     distribution, zero by default): load raises latency and overload builds a queue.
     ``disk`` models syncs (see :class:`DiskSpec`).
+
+    Bounds (:data:`LIMITS`): at most 100,000 containers, 10,000 zones, 100,000 shards and
+    4096 vnodes; ``replication_factor`` at most ``containers``.
     """
 
-    containers: PositiveInt = 5
-    zones: Annotated[tuple[Name, ...], Field(min_length=1)] = ("a", "b", "c")
+    containers: _count(1, LIMITS["containers"]) = 5
+    zones: Annotated[tuple[Name, ...], Field(min_length=1, max_length=LIMITS["zones"])] = (
+        "a",
+        "b",
+        "c",
+    )
     placement: dict[str, Name] = Field(default_factory=dict)
-    image: str | None = None
-    shards: PositiveInt = 1
-    replication_factor: PositiveInt | None = None
-    vnodes: PositiveInt = 64
+    image: Annotated[str, Field(max_length=400)] | None = None
+    shards: _count(1, LIMITS["shards"]) = 1
+    replication_factor: _count(1, LIMITS["containers"]) | None = None
+    vnodes: _count(1, LIMITS["vnodes"]) = 64
     service_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
     disk: DiskSpec = Field(default_factory=DiskSpec)
 
@@ -160,12 +229,15 @@ class ClusterSpec:
 
     @model_validator(mode="after")
     def _consistent(self):
-        ids = container_ids(self.containers)
+        zones = set(self.zones)
         for cid, zone in self.placement.items():
-            if cid not in ids:
-                raise ValueError(f"placement names unknown container {cid!r}")
-            if zone not in self.zones:
-                raise ValueError(f"placement puts {cid} in unknown zone {zone!r}")
+            if not is_container_id(cid, self.containers):
+                raise ValueError(
+                    f"placement names unknown container {echo(cid)} "
+                    f"(containers n1..n{self.containers})"
+                )
+            if zone not in zones:
+                raise ValueError(f"placement puts {cid} in unknown zone {echo(zone)}")
         if self.replication_factor is not None and self.replication_factor > self.containers:
             raise ValueError(
                 f"replication_factor {self.replication_factor} exceeds the "
@@ -185,10 +257,44 @@ class ClusterSpec:
             out[cid] = self.placement.get(cid, self.zones[i % len(self.zones)])
         return out
 
+    def zone_of_container(self, cid: str) -> str:
+        """The zone of container ``cid`` (which must exist), without listing the others."""
+        placed = self.placement.get(cid)
+        return placed if placed is not None else self.zones[(int(cid[1:]) - 1) % len(self.zones)]
+
+    def populated_zones(self) -> set[str]:
+        """The zones that hold at least one container, in time O(zones + placement)."""
+        count, zones = self.containers, self.zones
+        # Round-robin gives zone j the containers of index i = j, j + Z, ... below count;
+        # a placement takes a container away from its round-robin zone.
+        taken: dict[int, int] = {}
+        for cid in self.placement:
+            j = (int(cid[1:]) - 1) % len(zones)
+            taken[j] = taken.get(j, 0) + 1
+        out = set(self.placement.values())
+        for j, zone in enumerate(zones):
+            slots = (count - j + len(zones) - 1) // len(zones) if j < count else 0
+            if slots > taken.get(j, 0):
+                out.add(zone)
+        return out
+
 
 def container_ids(count: int) -> list[str]:
     """The container ids of a cluster of ``count``: ``n1`` to ``n<count>``."""
     return [f"n{i}" for i in range(1, count + 1)]
+
+
+_CONTAINER_ID = re.compile(r"n[1-9][0-9]{0,17}")
+
+
+def is_container_id(name: Any, count: int) -> bool:
+    """Whether ``name`` is a container id of a cluster of ``count`` (``n1``..``n<count>``),
+    in constant time: validation never lists the containers."""
+    return (
+        isinstance(name, str)
+        and _CONTAINER_ID.fullmatch(name) is not None
+        and int(name[1:]) <= count
+    )
 
 
 @spec
@@ -256,10 +362,30 @@ class NetworkSpec:
     latency: LatencySpec = Field(default_factory=LatencySpec)
     loss: Probability = 0.0
     duplicate: Probability = 0.0
-    fifo: bool = False
+    fifo: StrictBool = False
     bandwidth: Bandwidth | None = None
-    message_bytes: Annotated[int, Field(ge=1)] = 200
-    message_bytes_by_kind: dict[Name, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    message_bytes: _count(1, LIMITS["message_bytes"]) = 200
+    message_bytes_by_kind: dict[Name, _count(1, LIMITS["message_bytes"])] = Field(
+        default_factory=dict
+    )
+
+
+_POLICY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}|[A-Za-z_][\w.]{0,199}:[A-Za-z_]\w{0,199}")
+
+
+def _policy_name(name: str) -> str:
+    if not _POLICY_NAME.fullmatch(name):
+        raise ValueError(
+            "expected a built-in policy's name or 'module:Class' (a dotted module path, "
+            f"a colon, a class name), got {echo(name)}"
+        )
+    return name
+
+
+def _seed(seed: int) -> int:
+    if not 0 <= seed <= LIMITS["seed"]:
+        raise ValueError(f"must be a whole number from 0 to 2**64 - 1, got {echo(seed)}")
+    return seed
 
 
 @spec
@@ -267,12 +393,13 @@ class PolicySpec:
     """The replication policy: a built-in name or ``module:Class``, and its parameters.
 
     A ``module:Class`` is imported with ``path`` (default: the scenario file's folder)
-    first on the import path.
+    first on the import path. ``name`` is a built-in's name or a dotted module path, a
+    colon and a class name.
     """
 
-    name: Annotated[str, Field(min_length=1)] = "single-primary"
+    name: Annotated[str, AfterValidator(_policy_name)] = "single-primary"
     params: dict[str, Any] = Field(default_factory=dict)
-    path: str | None = None
+    path: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
 
 
 @spec
@@ -281,8 +408,8 @@ class ClientGroup:
     zone's containers)."""
 
     zone: Name
-    count: PositiveInt = 1
-    home: str | None = None
+    count: _count(1, LIMITS["clients"]) = 1
+    home: Annotated[str, Field(max_length=200)] | None = None
 
 
 @spec
@@ -291,11 +418,15 @@ class RetrySpec:
 
     The n-th retry waits ``backoff * multiplier ** (n - 1)``, at most ``max_backoff``. A
     retry carries the same request id, so a policy can apply a retried write once.
+
+    Bounds: ``attempts`` from 0 to 100; ``multiplier`` a finite number from 1 to 100;
+    ``backoff`` and ``max_backoff`` durations from 0 (retry at once) to 1e9 s. Within
+    them every wait is a finite number of seconds.
     """
 
-    attempts: Annotated[int, Field(ge=0)] = 0
+    attempts: _count(0, LIMITS["retry_attempts"]) = 0
     backoff: NonNegativeDuration = 0.01
-    multiplier: Annotated[float, Field(ge=1.0)] = 2.0
+    multiplier: Annotated[FiniteFloat, Field(ge=1.0, le=LIMITS["retry_multiplier"])] = 2.0
     max_backoff: NonNegativeDuration = 1.0
 
 
@@ -316,17 +447,17 @@ class WorkloadSpec:
     kind: Literal["register", "set"] = "register"
     mode: Literal["open", "closed"] = "open"
     rate: PositiveRate = 20.0
-    processes: PositiveInt = 1
+    processes: _count(1, LIMITS["processes"]) = 1
     think_time: NonNegativeDuration = 0.0
     read_fraction: Probability = 0.5
     cas_fraction: Probability = 0.0
-    keys: PositiveInt = 10
+    keys: _count(1, LIMITS["keys"]) = 10
     key_distribution: Literal["uniform", "zipf"] = "uniform"
-    zipf_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    zipf_s: Annotated[FiniteFloat, Field(gt=0, le=LIMITS["zipf_s"])] = 1.0
     timeout: PositiveDuration = 1.0
     retries: RetrySpec = Field(default_factory=RetrySpec)
-    clients_per_zone: Annotated[int, Field(ge=0)] = 2
-    clients: tuple[ClientGroup, ...] | None = None
+    clients_per_zone: _count(0, LIMITS["clients"]) = 2
+    clients: Annotated[tuple[ClientGroup, ...], Field(max_length=LIMITS["clients"])] | None = None
     start: NonNegativeDuration = 0.0
 
     @model_validator(mode="after")
@@ -347,9 +478,9 @@ class CheckSpec:
     skipped above ``max_ops`` operations, given up (``unknown``) after ``max_steps``
     search steps (a count, so the answer does not depend on the machine)."""
 
-    linearizable: bool = True
-    max_ops: PositiveInt = 100_000
-    max_steps: PositiveInt = 5_000_000
+    linearizable: StrictBool = True
+    max_ops: _count(1, LIMITS["max_ops"]) = 100_000
+    max_steps: _count(1, LIMITS["max_steps"]) = 5_000_000
 
 
 @spec
@@ -361,18 +492,20 @@ class Scenario:
     false).
     """
 
-    name: str = "scenario"
+    name: Annotated[str, Field(max_length=1000)] = "scenario"
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[WholeNumber, AfterValidator(_seed)] = 0
     duration: PositiveDuration = 30.0
     settle: NonNegativeDuration = 5.0
-    final_reads: bool = True
-    images: Annotated[tuple[Image, ...], Field(min_length=1)] = (Image(name="kvstore"),)
+    final_reads: StrictBool = True
+    images: Annotated[tuple[Image, ...], Field(min_length=1, max_length=LIMITS["images"])] = (
+        Image(name="kvstore"),
+    )
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     network: NetworkSpec = Field(default_factory=NetworkSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
-    faults: tuple[Fault, ...] = ()
+    faults: Annotated[tuple[Fault, ...], Field(max_length=LIMITS["faults"])] = ()
     check: CheckSpec = Field(default_factory=CheckSpec)
 
     def image(self, ref: str | None = None) -> Image:
@@ -400,13 +533,26 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
         data = {}
     if not isinstance(data, dict):
         raise ScenarioError(
-            f"a scenario must be a mapping of sections, got {type(data).__name__}",
+            f"a scenario must be a mapping of sections, got {_kind_of(data)}",
             source=source,
         )
+    faults = data.get("faults")
+    if isinstance(faults, list | tuple):
+        for i, entry in enumerate(faults):
+            if entry is None or entry == {}:
+                raise ScenarioError(
+                    "an empty fault: give at least its 'kind' and 'at'",
+                    field=f"faults[{i}]",
+                    source=source,
+                )
     try:
         scenario = _SCENARIO.validate_python(data)
     except ValidationError as exc:
         raise _first_error(exc, data, source) from None
+    except RecursionError:
+        raise ScenarioError(
+            f"nested too deeply (at most {LIMITS['yaml_depth']} levels)", source=source
+        ) from None
     check_references(scenario, source=source)
     return scenario
 
@@ -414,8 +560,14 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
 def load_scenario(path: str | os.PathLike | dict, *, base_dir: str | None = None) -> Scenario:
     """Load and check a scenario from a YAML file (or from a dict already parsed).
 
+    The file must hold plain data: mappings with text keys (each key once), lists, text,
+    numbers, booleans and null; anchors and aliases are allowed, tags other than those of
+    plain data (``!!set``, ``!!binary``, ``!!python/...``) and dates are not. At most 16
+    MiB are read, nesting is at most 100 deep and the file may hold at most 500,000
+    values, counting each use of an alias (see :data:`LIMITS`).
+
     A ``module:Class`` policy without ``policy.path`` is resolved relative to the file's
-    folder (or ``base_dir``), so the returned scenario records that folder as an absolute
+    folder (or ``base_dir``); the scenario records that folder as an absolute
     path and replays from anywhere.
     """
     if isinstance(path, dict):
@@ -423,28 +575,21 @@ def load_scenario(path: str | os.PathLike | dict, *, base_dir: str | None = None
         folder = Path(base_dir or ".").resolve()
     else:
         source = os.fspath(path)
+
+        def fail(message: str) -> ScenarioError:
+            return ScenarioError(message, source=source)
+
+        raw = read_input(source, limit=LIMITS["file_bytes"], fail=fail, what="scenario file")
         try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ScenarioError("no such file", source=source) from None
-        except IsADirectoryError:
-            raise ScenarioError("is a folder, not a scenario file", source=source) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"cannot read: {exc}", source=source) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ScenarioError(f"{where}not valid YAML ({problem})", source=source) from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise fail(decode_error(raw, exc)) from None
+        data = read_yaml(text.removeprefix("\ufeff"), source=source)
         folder = Path(base_dir).resolve() if base_dir else Path(source).resolve().parent
     scenario = parse_scenario(data, source=source)
     if ":" in scenario.policy.name:
         path_ = scenario.policy.path
         resolved = str((folder / path_).resolve()) if path_ else str(folder)
-        import dataclasses
-
         scenario = dataclasses.replace(
             scenario, policy=dataclasses.replace(scenario.policy, path=resolved)
         )
@@ -456,18 +601,257 @@ def dump_scenario(scenario: Scenario) -> str:
     return yaml.safe_dump(to_data(scenario), sort_keys=False, default_flow_style=None)
 
 
+# --- YAML as plain data -----------------------------------------------------------------
+
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_YAML + name for name in ("str", "int", "float", "bool", "null")}
+_MAP_TAG = _YAML + "map"
+_SEQ_TAG = _YAML + "seq"
+_MERGE_TAG = _YAML + "merge"
+_PLAIN_DATA = "a scenario holds plain data: mappings, lists, text, numbers, true/false, null"
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
+
+
+def _tag_problem(tag: str) -> str:
+    if tag == _YAML + "set":
+        return "a !!set is not allowed: its order is not fixed; write a list"
+    if tag == _YAML + "timestamp":
+        return "a date or time is not allowed here; quote it to make it text"
+    if tag in (_YAML + "omap", _YAML + "pairs"):
+        return f"{_tag_name(tag)} is not allowed; write a mapping"
+    if tag == _MERGE_TAG:
+        return "'<<' merges mappings and is only allowed as a key"
+    return f"the tag {echo(_tag_name(tag))} is not allowed: {_PLAIN_DATA}"
+
+
+class _Frame:
+    """A mapping or list being built, with what validation needs to know about it."""
+
+    __slots__ = ("value", "line", "anchor", "size", "height", "key", "key_line", "lines", "merge")
+
+    def __init__(self, value: Any, line: int, anchor: str | None):
+        self.value = value
+        self.line = line
+        self.anchor = anchor
+        self.size = 1  # values inside, itself included, aliases expanded
+        self.height = 1  # levels of nesting, itself included
+        self.key: Any = _NO_KEY
+        self.key_line = 0
+        self.lines: dict[str, int] = {}  # key -> the line it was given on
+        self.merge: list[dict] | None = None
+
+
+_NO_KEY = object()
+_MERGE_KEY = object()
+
+
+def read_yaml(text: str, *, source: str | None = None) -> Any:
+    """Read one YAML document as plain data, with the limits of :func:`load_scenario`.
+
+    Raises :class:`ScenarioError` naming ``source`` and the line of the first problem:
+    invalid YAML, a key given twice in one mapping, a key that is not text, a tag beyond
+    plain data, nesting deeper than 100, more than 500,000 values (aliases counted at
+    each use), or more than one document. Nothing in the file is ever executed.
+    """
+    depth_limit, value_limit = LIMITS["yaml_depth"], LIMITS["yaml_values"]
+    resolver = yaml.resolver.Resolver()
+    constructor = yaml.constructor.SafeConstructor()
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    def fail(line: int, message: str) -> ScenarioError:
+        return ScenarioError(f"line {line}: {message}", source=source)
+
+    stack: list[_Frame] = []
+    anchors: dict[str, tuple[Any, int, int]] = {}  # value, size, height
+    total = 0
+    documents = 0
+    result: Any = None
+    events = yaml.parse(text, Loader=loader)
+    while True:
+        try:
+            event = next(events, None)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(exc, text, source) from None
+        if event is None:
+            break
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise fail(line, "more than one YAML document; a scenario is one mapping")
+            continue
+        if isinstance(event, yaml.StreamStartEvent | yaml.StreamEndEvent | yaml.DocumentEndEvent):
+            continue
+        frame = stack[-1] if stack else None
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            is_map = isinstance(event, yaml.MappingStartEvent)
+            tag = event.tag
+            if tag is not None and tag != "!" and tag != (_MAP_TAG if is_map else _SEQ_TAG):
+                raise fail(line, _tag_problem(tag))
+            if frame is not None and frame.value.__class__ is dict and frame.key is _NO_KEY:
+                raise fail(line, "a mapping key must be text, not a mapping or a list")
+            if len(stack) >= depth_limit:
+                raise fail(line, f"nested deeper than {depth_limit} levels")
+            total += 1
+            if total > value_limit:
+                raise fail(line, f"more than {value_limit:,} values")
+            stack.append(_Frame({} if is_map else [], line, anchor))
+            continue
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            done = stack.pop()
+            frame = stack[-1] if stack else None
+            value = done.value
+            if done.merge is not None:
+                merged: dict = {}
+                for part in reversed(done.merge):  # the first mapping merged wins
+                    merged.update(part)
+                merged.update(value)
+                value = merged
+            size, height = done.size, done.height
+            anchor = done.anchor
+            line = done.line
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                if any(open_.anchor == event.anchor for open_ in stack):
+                    raise fail(line, f"the alias *{_anchor(event.anchor)} refers to itself")
+                raise fail(line, f"unknown alias *{_anchor(event.anchor)}")
+            value, size, height = anchors[event.anchor]
+            anchor = None
+            if len(stack) + height > depth_limit:
+                raise fail(line, f"nested deeper than {depth_limit} levels (through an alias)")
+            total += size
+            if total > value_limit:
+                raise fail(
+                    line,
+                    f"more than {value_limit:,} values once aliases are expanded "
+                    f"(*{_anchor(event.anchor)} holds {size:,})",
+                )
+        else:  # a scalar
+            total += 1
+            if total > value_limit:
+                raise fail(line, f"more than {value_limit:,} values")
+            value = _scalar(event, resolver, constructor, fail, line)
+            size, height = 1, 0
+            if frame is not None and frame.value.__class__ is dict and frame.key is _NO_KEY:
+                if value is _MERGE_KEY or isinstance(value, str):
+                    if anchor is not None and value is not _MERGE_KEY:
+                        anchors[anchor] = (value, size, height)
+                    frame.key, frame.key_line = value, line
+                    continue
+                raise fail(line, f"a mapping key must be text, got {echo(value)}; quote it")
+        if value is _MERGE_KEY:
+            raise fail(line, _tag_problem(_MERGE_TAG))
+        if anchor is not None:
+            anchors[anchor] = (value, size, height)
+        if frame is None:
+            result = value
+            continue
+        frame.size += size
+        frame.height = max(frame.height, height + 1)
+        if frame.value.__class__ is list:
+            frame.value.append(value)
+            continue
+        key = frame.key
+        if key is _NO_KEY:  # an alias in key position
+            if not isinstance(value, str):
+                raise fail(line, f"a mapping key must be text, got {echo(value)}")
+            frame.key, frame.key_line = value, line
+            continue
+        frame.key = _NO_KEY
+        if key is _MERGE_KEY:
+            parts = value if isinstance(value, list) else [value]
+            if not all(isinstance(part, dict) for part in parts):
+                raise fail(frame.key_line, "'<<' merges a mapping or a list of mappings")
+            frame.merge = (frame.merge or []) + parts
+            continue
+        first = frame.lines.get(key)
+        if first is not None:
+            raise fail(
+                frame.key_line, f"the key {echo(key)} is given twice (first on line {first})"
+            )
+        frame.lines[key] = frame.key_line
+        frame.value[key] = value
+    return result
+
+
+def _anchor(name: str) -> str:
+    return name if len(name) <= 40 else name[:37] + "..."
+
+
+def _scalar(event, resolver, constructor, fail, line: int) -> Any:
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag == _MERGE_TAG:
+        return _MERGE_KEY
+    if tag not in _SCALAR_TAGS:
+        raise fail(line, _tag_problem(tag))
+    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+    try:
+        return constructor.yaml_constructors[tag](constructor, node)
+    except Exception:  # PyYAML's constructors fail in many ways on text they cannot read
+        if tag == _YAML + "int":
+            problem = "not an integer, or one too large"
+        else:
+            problem = f"not a valid {_tag_name(tag)}"
+        raise fail(line, f"{echo(event.value)} is {problem}") from None
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str, source: str | None) -> ScenarioError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    line = mark.line + 1 if mark is not None else None
+    if isinstance(exc, yaml.reader.ReaderError) or problem is None:
+        position = getattr(exc, "position", None)
+        if line is None and isinstance(position, int):
+            line = text.count("\n", 0, position) + 1
+        problem = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        character = getattr(exc, "character", None)
+        if isinstance(character, int):
+            problem = f"{problem}: {character:#04x}"
+        elif isinstance(character, str | bytes) and character:
+            problem = f"{problem}: {echo(character)}"
+    where = f"line {line}: " if line is not None else ""
+    if "nesting depth" in str(problem):
+        return ScenarioError(f"{where}nested too deeply", source=source)
+    return ScenarioError(f"{where}not valid YAML ({_clip(str(problem))})", source=source)
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    return type(value).__name__
+
+
+# --- references between sections -------------------------------------------------------
+
+
 def check_references(scenario: Scenario, *, source: str | None = None) -> None:
-    """Check names that refer to other parts of the scenario (zones, containers, images)."""
+    """Check names that refer to other parts of the scenario (zones, containers, images),
+    fault times and shapes, and distribution parameters; in time proportional to what the
+    file says, never to the number of containers."""
     cluster = scenario.cluster
-    ids = container_ids(cluster.containers)
-    zone_of = cluster.zone_of()
+    count = cluster.containers
+    zones = set(cluster.zones)
+    populated = cluster.populated_zones()
 
     def fail(field: str, message: str) -> None:
         raise ScenarioError(message, field=field, source=source)
 
-    clash = set(cluster.zones) & (set(ids) | set(ROLE_TARGETS) | {"random"})
-    if clash:
-        fail("cluster.zones", f"zone name {sorted(clash)[0]!r} is also a container id or role")
+    for zone in cluster.zones:
+        if is_container_id(zone, count) or zone in ROLE_TARGETS or zone == "random":
+            fail("cluster.zones", f"zone name {zone!r} is also a container id or role")
     refs = {}
     for i, image in enumerate(scenario.images):
         if image.ref in refs:
@@ -477,53 +861,145 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
         try:
             scenario.image(cluster.image)
         except KeyError:
-            fail("cluster.image", f"unknown image {cluster.image!r}; images: {sorted(refs)}")
+            fail(
+                "cluster.image",
+                f"unknown image {echo(cluster.image)}; images: {_listed(sorted(refs))}",
+            )
     workload = scenario.workload
+    clients = 0
     for i, group in enumerate(workload.clients or ()):
-        if group.zone not in cluster.zones:
-            fail(f"workload.clients[{i}].zone", f"unknown zone {group.zone!r}")
-        if group.home is not None and group.home not in ids:
-            fail(f"workload.clients[{i}].home", f"unknown container {group.home!r}")
-        if group.home is None and group.zone not in zone_of.values():
+        if group.zone not in zones:
+            fail(f"workload.clients[{i}].zone", f"unknown zone {echo(group.zone)}")
+        if group.home is not None and not is_container_id(group.home, count):
+            fail(
+                f"workload.clients[{i}].home",
+                f"unknown container {echo(group.home)} (containers n1..n{count})",
+            )
+        if group.home is None and group.zone not in populated:
             fail(
                 f"workload.clients[{i}]",
                 f"zone {group.zone!r} has no containers: give the clients a 'home'",
             )
+        clients += group.count
+    if workload.clients is None:
+        clients = workload.clients_per_zone * len(populated)
+    if clients > LIMITS["clients"]:
+        fail(
+            "workload",
+            f"{clients:,} clients in all; at most {LIMITS['clients']:,} are allowed",
+        )
     if workload.start >= scenario.duration:
         fail("workload.start", "the workload must start before the scenario's duration ends")
-    known_targets = set(ids) | set(cluster.zones) | set(ROLE_TARGETS) | {"random"}
+
+    def known(name: str) -> bool:
+        return (
+            is_container_id(name, count)
+            or name in zones
+            or name in ROLE_TARGETS
+            or name == "random"
+        )
+
     for i, fault in enumerate(scenario.faults):
+        where = f"faults[{i}]"
         targets = getattr(fault, "target", None)
         for target in (targets,) if isinstance(targets, str) else targets or ():
-            if target not in known_targets:
+            if not known(target):
                 fail(
-                    f"faults[{i}].target",
-                    f"unknown container, zone or role {target!r} "
-                    f"(containers {ids[0]}..{ids[-1]}, zones {list(cluster.zones)}, "
+                    f"{where}.target",
+                    f"unknown container, zone or role {echo(target)} "
+                    f"(containers n1..n{count}, zones {_listed(cluster.zones)}, "
                     f"roles {list(ROLE_TARGETS)} or 'random')",
                 )
-        for g, group in enumerate(getattr(fault, "groups", None) or ()):
-            for member in group:
-                if member not in ids and member not in cluster.zones:
-                    fail(
-                        f"faults[{i}].groups[{g}]",
-                        f"unknown container or zone {member!r}",
-                    )
-        if isinstance(fault, ZoneOutage) and fault.zone not in cluster.zones:
-            fail(f"faults[{i}].zone", f"unknown zone {fault.zone!r}; zones: {list(cluster.zones)}")
+            if target in zones and target not in populated:
+                fail(f"{where}.target", f"zone {target!r} has no containers")
+        _check_groups(fault, where, cluster, populated, fail)
+        if isinstance(fault, ZoneOutage):
+            if fault.zone not in zones:
+                fail(
+                    f"{where}.zone",
+                    f"unknown zone {echo(fault.zone)}; zones: {_listed(cluster.zones)}",
+                )
+            if fault.zone not in populated:
+                fail(f"{where}.zone", f"zone {fault.zone!r} has no containers")
         if isinstance(fault, RollingUpgrade):
             try:
                 scenario.image(fault.image)
             except KeyError:
-                fail(f"faults[{i}].image", f"unknown image {fault.image!r}; images: {sorted(refs)}")
+                fail(
+                    f"{where}.image",
+                    f"unknown image {echo(fault.image)}; images: {_listed(sorted(refs))}",
+                )
+        if isinstance(fault, ClockSkew):
+            limit = LIMITS["clock_rate"]
+            if not 1 / limit <= fault.rate <= limit:
+                fail(
+                    f"{where}.rate",
+                    f"a clock runs between {1 / limit:g} and {limit:g} times true speed, "
+                    f"got {fault.rate!r}",
+                )
+        shapes = (fault.shape,) if isinstance(fault, Partition) else ()
+        if isinstance(fault, RandomFaults) and "partition" in fault.faults:
+            shapes = fault.shapes
+        if "majorities-ring" in shapes and count < 5:
+            fail(
+                f"{where}.shape" if isinstance(fault, Partition) else f"{where}.shapes",
+                f"a majorities-ring partition needs at least 5 containers, not {count}",
+            )
         shard = getattr(fault, "shard", 0)
         if shard >= cluster.shards:
-            fail(f"faults[{i}].shard", f"shard {shard} does not exist ({cluster.shards} shards)")
+            fail(f"{where}.shard", f"shard {shard} does not exist ({cluster.shards} shards)")
         if fault.at > scenario.duration:
             fail(
-                f"faults[{i}].at",
+                f"{where}.at",
                 f"at {fault.at:g}s is after the scenario's duration ({scenario.duration:g}s)",
             )
+        until = getattr(fault, "until", None)
+        if until is not None:
+            if until <= fault.at:
+                fail(f"{where}.until", f"until {until:g}s is not after at ({fault.at:g}s)")
+            if until > scenario.duration:
+                fail(
+                    f"{where}.until",
+                    f"until {until:g}s is after the scenario's duration ({scenario.duration:g}s)",
+                )
+
+
+def _check_groups(fault: Any, where: str, cluster: ClusterSpec, populated: set, fail) -> None:
+    """A partition's or link fault's groups name known members, no container twice."""
+    groups = getattr(fault, "groups", None) or ()
+    count = cluster.containers
+    zones = set(cluster.zones)
+    owner: dict[str, int] = {}  # a container or zone -> the group that named it
+    for g, group in enumerate(groups):
+        for member in group:
+            if not is_container_id(member, count) and member not in zones:
+                fail(
+                    f"{where}.groups[{g}]",
+                    f"unknown container or zone {echo(member)} "
+                    f"(containers n1..n{count}, zones {_listed(cluster.zones)})",
+                )
+            if member in zones and member not in populated:
+                fail(f"{where}.groups[{g}]", f"zone {member!r} has no containers")
+            previous = owner.get(member)
+            if previous is not None and previous != g:
+                fail(f"{where}.groups[{g}]", f"{member!r} is also in groups[{previous}]")
+            owner[member] = g
+    # A container named in one group and its zone in another is in both.
+    for member, g in owner.items():
+        if is_container_id(member, count):
+            zone = cluster.zone_of_container(member)
+            other = owner.get(zone)
+            if other is not None and other != g:
+                fail(
+                    f"{where}.groups[{g}]",
+                    f"{member!r} is in zone {zone!r}, which groups[{other}] names",
+                )
+
+
+def _listed(names: Any, limit: int = 8) -> str:
+    names = list(names)
+    shown = ", ".join(echo(n, 30) for n in names[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}]"
 
 
 def _first_error(exc: ValidationError, data: Any, source: str | None) -> ScenarioError:
@@ -531,7 +1007,7 @@ def _first_error(exc: ValidationError, data: Any, source: str | None) -> Scenari
     errors = exc.errors(include_url=False)
     error = errors[0]
     field = _field_path(error["loc"], data)
-    message = _message(error)
+    _, message = validation_message(error)
     more = len(errors) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -547,7 +1023,8 @@ def _field_path(loc: tuple, data: Any) -> str:
             parts.append(f"[{item}]")
             node = node[item]
         elif isinstance(node, dict) and item in node:
-            parts.append(f".{item}" if parts else str(item))
+            name = _shown_key(item)
+            parts.append(f".{name}" if parts else name)
             node = node[item]
         elif isinstance(item, str) and not isinstance(node, dict | list | tuple):
             continue
@@ -558,41 +1035,22 @@ def _field_path(loc: tuple, data: Any) -> str:
             and item not in _TAGS
         ):
             # A missing or unknown field is named even though the data lacks it.
-            parts.append(f".{item}" if parts else item)
+            name = _shown_key(item)
+            parts.append(f".{name}" if parts else name)
             node = None
     return "".join(parts)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-:]{1,60}")
+
+
+def _shown_key(key: Any) -> str:
+    """A key as a field path shows it: as is when plain, else quoted and cut short."""
+    return key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else echo(key, 40)
+
+
 def _is_field_name(item: str) -> bool:
     return "[" not in item and "(" not in item and "-" not in item.split(".")[-1][:1]
-
-
-def _message(error: dict) -> str:
-    kind = error["type"]
-    msg = error["msg"]
-    if kind == "extra_forbidden" or kind == "unexpected_keyword_argument":
-        return "unknown field"
-    if kind == "missing" or kind == "missing_keyword_argument":
-        return "required field is missing"
-    if kind == "union_tag_invalid":
-        ctx = error.get("ctx", {})
-        return (
-            f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} "
-            f"{ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
-        )
-    if kind == "union_tag_not_found":
-        ctx = error.get("ctx", {})
-        return f"needs a '{ctx.get('discriminator', 'kind').strip(chr(39))}' field"
-    if kind == "literal_error":
-        return f"{msg}, got {error.get('input')!r}"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if msg.startswith("Assertion failed, "):
-        msg = msg[len("Assertion failed, ") :]
-    value = error.get("input")
-    if "got" not in msg and isinstance(value, str | int | float | bool | None):
-        msg = f"{msg}, got {value!r}"
-    return msg
 
 
 _TAGS = set(DISTRIBUTIONS) | set(FAULTS)

@@ -27,17 +27,19 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as '5ms' or '2s', got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _float(value, "duration")
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
-            raise ValueError(f"expected a duration such as '5ms', '2s' or '1m', got {value!r}")
+            raise ValueError(
+                f"expected a duration such as '5ms', '2s' or '1m', got {_shown(value)}"
+            )
         number, unit = match.groups()
         seconds = float(number) * _UNITS[unit or "s"]
     else:
-        raise ValueError(f"expected a duration such as '5ms' or '2s', got {value!r}")
+        raise ValueError(f"expected a duration such as '5ms' or '2s', got {_shown(value)}")
     if not math.isfinite(seconds):
-        raise ValueError(f"a duration must be finite, got {value!r}")
+        raise ValueError(f"a duration must be finite, got {_shown(value)}")
     return seconds
 
 
@@ -47,26 +49,69 @@ def format_duration(seconds: float) -> str:
 
 
 def parse_rate(value: object) -> float:
-    """Parse a rate in events per second: a number, or a string like ``"200/s"`` or ``"5/ms"``."""
+    """Parse a rate in events per second.
+
+    A rate is a number (per second) or ``"N/<duration>"``: ``N`` events per that
+    duration, where a bare unit means one of it. So ``"200/s"`` and ``"200"`` are 200 per
+    second, ``"5/ms"`` is 5000, ``"20/1s"`` is 20, ``"60/1m"`` is 1 and ``"5/250ms"`` is 20
+    per second. The duration after ``/`` must be greater than zero. Raises ``ValueError``
+    on anything else, including NaN and infinity; the sign of ``N`` is kept (callers bound
+    it).
+    """
     if isinstance(value, bool):
         raise ValueError(f"expected a rate such as 200 or '200/s', got {value!r}")
     if isinstance(value, int | float):
-        rate = float(value)
+        rate = _float(value, "rate")
     elif isinstance(value, str) and "/" in value:
-        number, _, unit = value.partition("/")
+        number, _, per_text = value.partition("/")
+        number, per_text = number.strip(), per_text.strip()
         try:
             count = float(number)
         except ValueError:
-            raise ValueError(f"expected a rate such as '200/s', got {value!r}") from None
-        per = parse_duration("1" + unit.strip()) if unit.strip() else 1.0
+            raise ValueError(
+                f"expected a rate such as '200/s' or '5/250ms', got {_shown(value)}"
+            ) from None
+        if not per_text:
+            raise ValueError(
+                f"expected a duration after '/', such as '200/s' or '5/250ms', got {_shown(value)}"
+            )
+        # "s" means one second; "250ms" or "1s" a duration with its own number.
+        bare_unit = not (per_text[0].isdigit() or per_text[0] in "+-.")
+        try:
+            per = parse_duration("1" + per_text if bare_unit else per_text)
+        except ValueError:
+            raise ValueError(
+                f"expected a rate such as '200/s' or '5/250ms', got {_shown(value)}"
+            ) from None
+        if not per > 0:
+            raise ValueError(
+                f"the duration after '/' must be greater than zero, got {_shown(value)}"
+            )
         rate = count / per
     elif isinstance(value, str):
         try:
             rate = float(value)
         except ValueError:
-            raise ValueError(f"expected a rate such as 200 or '200/s', got {value!r}") from None
+            raise ValueError(
+                f"expected a rate such as 200 or '200/s', got {_shown(value)}"
+            ) from None
     else:
-        raise ValueError(f"expected a rate such as 200 or '200/s', got {value!r}")
+        raise ValueError(f"expected a rate such as 200 or '200/s', got {_shown(value)}")
     if not math.isfinite(rate):
-        raise ValueError(f"a rate must be finite, got {value!r}")
+        raise ValueError(f"a rate must be finite, got {_shown(value)}")
     return rate
+
+
+def _float(value: int | float, what: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"a {what} must be finite, got a number too large for one") from None
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: messages never repeat a huge input."""
+    if isinstance(value, list | tuple | dict):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"

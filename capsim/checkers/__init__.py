@@ -34,7 +34,7 @@ from capsim.checkers.formats import (
 from capsim.checkers.linearizability import CheckResult, check_operations, format_violation
 from capsim.checkers.models import MODELS, Model
 from capsim.checkers.operations import Op
-from capsim.history import History, Operations
+from capsim.history import MAX_VALUE_DEPTH, History, HistoryError, Operations, check_value
 
 __all__ = [
     "CheckResult",
@@ -136,17 +136,29 @@ def convert(
     return write_operations(ops, out_path, to, key=key)
 
 
+#: The longest ``--initial`` value accepted, in characters.
+MAX_VALUE_CHARS = 1_000_000
+
+
 def parse_value(text: str) -> Any:
     """A value typed on a command line: JSON (``0``, ``null``, ``{"x": 0}``), else EDN, else text.
 
     For ``--initial``: ``0`` is the integer, ``'"0"'`` the string, ``'{"x": 0, "y": 0}'`` or
     ``'{:x 0 :y 0}'`` a map, and anything unparseable the text itself.
     """
+    if len(text) > MAX_VALUE_CHARS:
+        raise CheckerError(f"--initial: a value of at most {MAX_VALUE_CHARS} characters, please")
     try:
-        return json.loads(text)
+        value = json.loads(text)
+    except RecursionError:
+        raise CheckerError(f"--initial: nested deeper than {MAX_VALUE_DEPTH} levels") from None
     except ValueError:
-        pass
+        try:
+            value = edn.loads(text)
+        except FormatError:
+            return text
     try:
-        return edn.loads(text)
-    except FormatError:
-        return text
+        check_value(value)
+    except HistoryError as exc:
+        raise CheckerError(f"--initial: {exc}") from None
+    return value

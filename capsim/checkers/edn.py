@@ -7,6 +7,11 @@ sets ``#{...}`` (frozensets), ``;`` comments, commas as whitespace, ``#_`` disca
 tagged values ``#tag value`` (the tag is dropped, the value kept). Keywords read as
 :class:`Keyword`, a ``str`` subclass equal to its name (``Keyword("read") == "read"``), so
 code can compare with plain strings while :func:`dumps` still writes them back as ``:read``.
+
+The reader never recurses, and refuses input no caller could use: collections nested
+deeper than ``MAX_DEPTH`` (128), more than ``MAX_VALUES`` values (a million), a map
+with a key twice, integers of more than 4000 digits,
+and ``\\u`` escapes that leave half of a UTF-16 surrogate pair.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from typing import Any
 
 from capsim.checkers.errors import FormatError
 
-__all__ = ["Keyword", "Symbol", "loads", "read_forms", "dumps"]
+__all__ = ["Keyword", "Symbol", "loads", "read_forms", "dumps", "MAX_DEPTH"]
+
+#: How deeply collections may nest.
+MAX_DEPTH = 128
+#: The most values one text may hold (atoms and collections alike), which bounds the
+#: memory a reader takes to some 200 MB whatever the text.
+MAX_VALUES = 1_000_000
 
 
 class Keyword(str):
@@ -88,7 +99,18 @@ def _unescape(body: str) -> str:
         except KeyError:
             raise ValueError(f"unknown string escape \\{code}") from None
 
-    return _ESCAPE.sub(replace, body)
+    return _whole_characters(_ESCAPE.sub(replace, body))
+
+
+def _whole_characters(text: str) -> str:
+    """``text`` with UTF-16 surrogate pairs (as ``\\u`` escapes write them) joined; a lone
+    half of a pair is an error, since it is no character and cannot be written as UTF-8."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    try:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise ValueError("a \\u escape gives half of a surrogate pair, not a character") from None
 
 
 def _atom(text: str) -> Any:
@@ -103,6 +125,8 @@ def _atom(text: str) -> Any:
             raise ValueError("a lone ':' is not a keyword")
         return Keyword(text[1:])
     if text[0].isdigit() or (len(text) > 1 and text[0] in "+-" and text[1].isdigit()):
+        if len(text) > 4000:
+            raise ValueError(f"a number of {len(text)} characters is too long")
         if _INT.fullmatch(text):
             return int(text.rstrip("N"))
         if _FLOAT.fullmatch(text):
@@ -151,6 +175,7 @@ class _Reader:
         discards: list[int] = []  # depths at which the next complete form is dropped
         offsets: list[int] = []  # where the direct elements of the top-level form start
         pos = 0
+        count = 0
         while True:
             m = match(text, pos)
             if m is None:
@@ -172,6 +197,8 @@ class _Reader:
                     except ValueError as exc:
                         raise self.fail(start, str(exc)) from None
             elif kind == 2:
+                if len(stack) >= MAX_DEPTH:
+                    raise self.fail(start, f"nested deeper than {MAX_DEPTH} levels")
                 stack.append((opener, items, opened))
                 opener, items, opened = m.group(2), [], start
                 continue
@@ -201,6 +228,8 @@ class _Reader:
                     value = _CHARS[body]
                 elif len(body) == 5 and body[0] == "u":
                     value = chr(int(body[1:], 16))
+                    if "\ud800" <= value <= "\udfff":
+                        raise self.fail(start, f"the character \\{body} is half of a pair")
                 else:
                     value = body
             elif kind == 4:
@@ -208,6 +237,9 @@ class _Reader:
                 continue
             else:
                 continue  # a tag: the tagged value stands for itself
+            count += 1
+            if count > MAX_VALUES:
+                raise self.fail(start, f"more than {MAX_VALUES:,} values; the most capsim reads")
             depth = len(stack)
             if discards and discards[-1] == depth:
                 discards.pop()
@@ -232,10 +264,19 @@ class _Reader:
             if len(items) % 2:
                 raise ValueError("a map needs an even number of forms")
             it = iter(items)
-            return dict(zip(it, it, strict=True))
+            out = dict(zip(it, it, strict=True))
+            if 2 * len(out) != len(items):
+                keys = items[::2]
+                twice = next(k for i, k in enumerate(keys) if k in keys[:i])
+                raise ValueError(f"the key {_clipped(dumps(twice))} is given twice")
+            return out
         if opener == "#{":
             return frozenset(items)
         return tuple(items)
+
+
+def _clipped(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_forms(
@@ -273,7 +314,12 @@ def dumps(value: Any) -> str:
     if isinstance(value, Symbol):
         return str.__str__(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        text = json.dumps(value, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: write it as an escape
+            text = json.dumps(value)
+        return text
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):

@@ -24,22 +24,39 @@ Formats (``FORMATS``), with the rules that turn their events into :class:`Op`:
 Real-time order is the order of events in the file (line order), never the timestamps:
 Knossos files carry ``:time`` values that are not monotonic. Timestamps (or, without them,
 line numbers) are kept for display only.
+
+Every reader is strict about what it cannot use and names the file and line of the first
+problem (a ``FormatError``): text that is not UTF-8, a ``jsonl`` line longer than 1 MiB,
+another format's file larger than ``MAX_TEXT_BYTES`` (16 MiB) or holding more than a
+million EDN values, values nested deeper than 100 or holding NaN or infinity, a process
+that completes what it never invoked, a CAS value that is not ``[expected new]``, a set
+read that returns no collection, a transaction step that is not ``[f key value]``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from capsim.checkers import edn
 from capsim.checkers.edn import Keyword
 from capsim.checkers.errors import FormatError
 from capsim.checkers.operations import Op, freeze, thaw
-from capsim.history import FUNCTIONS, History, HistoryError, Operations
+from capsim.history import (
+    FUNCTIONS,
+    MAX_LINE_BYTES,
+    History,
+    HistoryError,
+    Operations,
+    check_value,
+    input_lines,
+)
+from capsim.schema import echo, open_input
 
 __all__ = [
     "FORMATS",
@@ -50,7 +67,12 @@ __all__ = [
     "operations_from_history",
     "write_operations",
     "infer_model",
+    "MAX_TEXT_BYTES",
 ]
+
+#: The largest history capsim reads in a format other than ``jsonl`` (which it streams).
+MAX_TEXT_BYTES = 16 << 20
+_INT64 = 2**63
 
 FORMATS = ("jsonl", "porcupine-etcd", "porcupine-kv", "knossos-edn")
 WRITABLE_FORMATS = ("jsonl", "knossos-edn", "porcupine-kv")
@@ -59,42 +81,106 @@ FORMAT_MODELS = {"porcupine-etcd": "cas-register", "porcupine-kv": "kv"}
 _TYPES = ("invoke", "ok", "fail", "info")
 
 
-def _read_text(path: str | os.PathLike) -> str:
+def _sniff(text: str, source: str, line: int = 1) -> str | None:
+    """The format of a file whose first meaningful line (number ``line``) is ``text``;
+    ``None`` if ``text`` is blank or a comment."""
+    stripped = text.strip()
+    if not stripped or stripped.startswith(";"):
+        return None
+    if "jepsen.util" in stripped:
+        return "porcupine-etcd"
+    if stripped[0] in "[(":
+        return "knossos-edn"
+    if stripped.startswith('{"') or stripped.startswith('{ "'):
+        return "jsonl"
+    if stripped.startswith("{"):
+        return "porcupine-kv" if re.search(r"[{\s,]:key[\s,]", stripped) else "knossos-edn"
+    raise FormatError(
+        f"{source}:{line}: cannot tell the history format from its first line "
+        f"{echo(stripped, 60)}; give one of {', '.join(FORMATS)}"
+    )
+
+
+def _tell_format(handle: io.BufferedIOBase, head: list[bytes], source: str) -> str:
+    """Read lines from ``handle`` into ``head`` up to the first meaningful one; its format."""
+    read = 0
+    while True:
+        try:
+            line = handle.readline(MAX_LINE_BYTES + 1)
+        except OSError as exc:
+            raise FormatError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        if not line:
+            raise FormatError(
+                f"{source}: the file is empty, so its format cannot be told; give one"
+            )
+        head.append(line)
+        read += len(line)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(line) <= MAX_LINE_BYTES or exc.start < len(line) - 4:
+                raise FormatError(
+                    f"{source}:{len(head)}: not UTF-8 text (byte {exc.start + 1} of the line "
+                    f"is {line[exc.start]:#04x})"
+                ) from None
+            text = line[: exc.start].decode("utf-8")  # a long line cut inside a character
+        fmt = _sniff(text[:4096], source, len(head))
+        if fmt is not None:
+            return fmt
+        if read > MAX_LINE_BYTES:
+            raise FormatError(
+                f"{source}: no history in the first {MAX_LINE_BYTES >> 20} MiB (only blank "
+                "lines and comments); give the format"
+            )
+
+
+def _numbered(
+    head: list[bytes], handle: io.BufferedIOBase, source: str
+) -> Iterator[tuple[int, bytes]]:
+    """``(number, line)`` for the lines in ``head``, then for the rest of ``handle``."""
+    for number, line in enumerate(head, 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise FormatError(
+                f"{source}:{number}: the line is longer than {MAX_LINE_BYTES >> 20} MiB, the "
+                "most capsim reads; is this a history file?"
+            )
+        yield number, line
+    for number, line in input_lines(handle, source, FormatError):
+        yield number + len(head), line
+
+
+def _read_rest(head: list[bytes], handle: io.BufferedIOBase, source: str) -> str:
+    """The whole text: ``head`` then the rest of ``handle``, at most ``MAX_TEXT_BYTES``."""
+    start = b"".join(head)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        rest = handle.read(max(0, MAX_TEXT_BYTES + 1 - len(start)))
     except OSError as exc:
-        raise FormatError(f"{path}: cannot read: {exc.strerror}") from None
-
-
-def _sniff(text: str, source: str) -> str:
-    """The format of ``text``, from its first meaningful characters."""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith(";"):
-            continue
-        if "jepsen.util" in stripped:
-            return "porcupine-etcd"
-        if stripped[0] in "[(":
-            return "knossos-edn"
-        if stripped.startswith('{"') or stripped.startswith('{ "'):
-            return "jsonl"
-        if stripped.startswith("{"):
-            return "porcupine-kv" if re.search(r"[{\s,]:key[\s,]", stripped) else "knossos-edn"
+        raise FormatError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    if len(start) + len(rest) > MAX_TEXT_BYTES:
         raise FormatError(
-            f"{source}: cannot tell the history format from its first line "
-            f"{stripped[:60]!r}; give one of {', '.join(FORMATS)}"
+            f"{source}: the file is larger than {MAX_TEXT_BYTES >> 20} MiB, the most capsim "
+            "reads in this format (capsim's jsonl has no limit)"
         )
-    raise FormatError(f"{source}: the file is empty, so its format cannot be told; give one")
+    data = start + rest if start else rest
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise FormatError(
+            f"{source}:{line}: not UTF-8 text (byte {column} of the line is {data[exc.start]:#04x})"
+        ) from None
+
+
+def _opened(path: str | os.PathLike) -> io.BufferedIOBase:
+    source = str(path)
+    return open_input(path, lambda message: FormatError(f"{source}: {message}"))
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """The format of the history file at ``path``, told from its content (not its name)."""
-    return _sniff(_read_text(path), str(path))
+    with _opened(path) as handle:
+        return _tell_format(handle, [], str(path))
 
 
 def read_operations(path: str | os.PathLike, fmt: str | None = None) -> tuple[list[Op], str]:
@@ -104,31 +190,90 @@ def read_operations(path: str | os.PathLike, fmt: str | None = None) -> tuple[li
     """
     source = str(path)
     if fmt is not None and fmt not in FORMATS:
-        raise FormatError(f"{source}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
-    if fmt == "jsonl":
-        return _read_jsonl(path), fmt
-    text = _read_text(path)
-    if fmt is None:
-        fmt = _sniff(text, source)
+        raise FormatError(f"{source}: unknown format {echo(fmt)}; known: {', '.join(FORMATS)}")
+    with _opened(path) as handle:
+        head: list[bytes] = []
+        if fmt is None:
+            fmt = _tell_format(handle, head, source)
         if fmt == "jsonl":
-            return _read_jsonl(path), fmt
+            try:
+                history = History.from_lines(_numbered(head, handle, source), source)
+            except HistoryError as exc:  # already names the file and line
+                raise FormatError(str(exc)) from None
+            return _jsonl_operations(history, source), fmt
+        text = _read_rest(head, handle, source)
     reader = {
         "porcupine-etcd": _read_etcd,
         "porcupine-kv": _read_kv,
         "knossos-edn": _read_knossos,
     }[fmt]
-    return reader(text, source), fmt
+    ops = reader(text, source)
+    _check_ops(ops, source, lambda op, done: op.ret if done else op.call)
+    return ops, fmt
 
 
 # --- capsim JSON lines ------------------------------------------------------------------
 
 
-def _read_jsonl(path: str | os.PathLike) -> list[Op]:
-    history = History.from_jsonl(path)
+def _jsonl_operations(history: History, source: str) -> list[Op]:
     try:
-        return operations_from_history(history)
+        ops = operations_from_history(history)
     except HistoryError as exc:
-        raise FormatError(f"{path}: {exc}") from None
+        raise FormatError(f"{source}: {exc}") from None
+    lines = history.lines
+
+    def line_of(op: Op, done: bool) -> int:
+        index = op.ret if done else op.call
+        return lines[int(index)] if lines is not None and 0 <= index < len(lines) else index
+
+    _check_ops(ops, source, line_of)
+    return ops
+
+
+def _check_ops(ops: Sequence[Op], source: str, line_of: Callable[[Op, bool], Any]) -> None:
+    """Reject what no model could use: values the model of these operations would choke on.
+
+    A CAS that may have taken effect (or compared false) needs ``[expected new]``; when the
+    history has adds (a set), every ok read must return a collection; a transaction is a
+    list of ``[f key value]`` steps.
+    """
+    is_set = any(op.f == "add" for op in ops)
+    for op in ops:
+        f = op.f
+        if f == "cas" and (op.type != "fail" or op.error == "mismatch"):
+            if not _is_pair(op.value):
+                raise FormatError(
+                    f"{source}:{line_of(op, False)}: a cas value must be [expected new], "
+                    f"got {_shown(op.value)}"
+                )
+        elif f == "read" and is_set and op.type == "ok":
+            if op.output is not None and not isinstance(op.output, tuple | frozenset):
+                raise FormatError(
+                    f"{source}:{line_of(op, True)}: a set read must return a list of "
+                    f"elements, got {_shown(op.output)}"
+                )
+        elif f == "txn":
+            for value, done in ((op.value, False), (op.output, True)):
+                if value is not None and not _is_transaction(value):
+                    raise FormatError(
+                        f"{source}:{line_of(op, done)}: a transaction must be a list of "
+                        f"[f key value] steps, got {_shown(value)}"
+                    )
+
+
+def _is_transaction(value: Any) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(step, tuple) and len(step) == 3 and isinstance(step[0], str) for step in value
+    )
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: EDN-like, cut to about 80 characters."""
+    try:
+        text = edn.dumps(value)
+    except (TypeError, RecursionError):
+        text = echo(value)
+    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
 
 
 def operations_from_history(history: History | Operations) -> list[Op]:
@@ -177,6 +322,7 @@ class _Pairer:
     def add(self, event: dict[str, Any], line: int) -> None:
         process = event["process"]
         kind = event["type"]
+        f = echo(event["f"], 40).strip("'")
         if kind == "invoke":
             if process in self.open:
                 opened = self.open[process][1]["line"]
@@ -191,13 +337,14 @@ class _Pairer:
             return
         if process not in self.open:
             raise FormatError(
-                f"{self.source}:{line}: process {process} completes a {event['f']} it never invoked"
+                f"{self.source}:{line}: process {process} completes a {f} it never invoked"
             )
         slot, invocation = self.open.pop(process)
         if invocation["f"] != event["f"]:
             raise FormatError(
-                f"{self.source}:{line}: process {process} completes a {event['f']} but "
-                f"invoked a {invocation['f']} on line {invocation['line']}"
+                f"{self.source}:{line}: process {process} completes a {f} but "
+                f"invoked a {echo(invocation['f'], 40).strip(chr(39))} on line "
+                f"{invocation['line']}"
             )
         event["line"] = line
         self.pairs[slot] = (invocation, event)
@@ -246,14 +393,14 @@ _ETCD_LINE = re.compile(r"INFO\s+jepsen\.util\s+-\s+(\S+)\s+:(\S+)\s+:(\S+)(?:\s
 def _etcd_value(text: str | None, source: str, line: int) -> Any:
     if text is None or text == "" or text == "nil":
         return None
-    try:
+    if text.isdigit() and len(text) < 19:
         return int(text)
-    except ValueError:
-        pass
     try:
-        return edn.loads(text, f"{source}:{line}")
-    except FormatError as exc:
-        raise FormatError(f"{source}:{line}: malformed value {text!r} ({exc})") from None
+        value = edn.loads(text, f"{source}:{line}")
+        check_value(value)
+    except (FormatError, HistoryError) as exc:
+        raise FormatError(f"{source}:{line}: malformed value {echo(text, 60)} ({exc})") from None
+    return value
 
 
 def _read_etcd(text: str, source: str) -> list[Op]:
@@ -264,20 +411,23 @@ def _read_etcd(text: str, source: str) -> list[Op]:
         m = _ETCD_LINE.match(line.strip())
         if m is None:
             raise FormatError(
-                f"{source}:{number}: malformed Jepsen log line {line.strip()[:80]!r}; "
+                f"{source}:{number}: malformed Jepsen log line {echo(line.strip(), 80)}; "
                 "is the file truncated?"
             )
         process_text, kind, f, value_text = m.groups()
-        try:
-            process = int(process_text)
-        except ValueError:
+        if not re.fullmatch(r"-?[0-9]{1,19}", process_text) or not (
+            -_INT64 <= int(process_text) < _INT64
+        ):
             raise FormatError(
-                f"{source}:{number}: process must be an integer, got {process_text!r}"
-            ) from None
+                f"{source}:{number}: process must be a 64-bit integer, got {echo(process_text)}"
+            )
+        process = int(process_text)
         if kind not in _TYPES:
-            raise FormatError(f"{source}:{number}: unknown event type :{kind}")
+            raise FormatError(f"{source}:{number}: unknown event type :{echo(kind, 40)}")
         if f not in ("read", "write", "cas"):
-            raise FormatError(f"{source}:{number}: unknown operation :{f} (read, write, cas)")
+            raise FormatError(
+                f"{source}:{number}: unknown operation :{echo(f, 40)} (read, write, cas)"
+            )
         value = _etcd_value(value_text, source, number)
         event = {"process": process, "type": kind, "f": f, "value": value}
         if kind == "fail":
@@ -313,7 +463,7 @@ def _read_kv(text: str, source: str) -> list[Op]:
 def _edn_event(form: Any, source: str, line: int, need_key: bool = False) -> dict | None:
     """A Jepsen operation map as a plain event dict; ``None`` for nemesis entries."""
     if not isinstance(form, dict):
-        raise FormatError(f"{source}:{line}: expected an operation map, got {edn.dumps(form)}")
+        raise FormatError(f"{source}:{line}: expected an operation map, got {_shown(form)}")
     missing = [k for k in ("process", "type", "f") if k not in form]
     if need_key and "key" not in form:
         missing.append("key")
@@ -323,22 +473,41 @@ def _edn_event(form: Any, source: str, line: int, need_key: bool = False) -> dic
     process = form["process"]
     if not isinstance(process, int) or isinstance(process, bool):
         return None  # the nemesis (or another non-client actor): not an operation
+    if not -_INT64 <= process < _INT64:
+        raise FormatError(f"{source}:{line}: :process must be a 64-bit integer, got {process}")
     kind = form["type"]
-    if kind not in _TYPES:
-        raise FormatError(f"{source}:{line}: unknown :type {edn.dumps(kind)}")
+    if not isinstance(kind, str) or kind not in _TYPES:
+        raise FormatError(f"{source}:{line}: unknown :type {_shown(kind)}")
     f = form["f"]
     if not isinstance(f, str):
-        raise FormatError(f"{source}:{line}: :f must be a keyword, got {edn.dumps(f)}")
-    event = {"process": process, "type": str(kind), "f": str(f), "value": form.get("value")}
+        raise FormatError(f"{source}:{line}: :f must be a keyword, got {_shown(f)}")
+    value = form.get("value")
+    try:
+        for part in (value, form.get("key"), form.get("error")):
+            check_value(part)
+    except HistoryError as exc:
+        raise FormatError(f"{source}:{line}: {exc}") from None
+    event = {"process": process, "type": str(kind), "f": str(f), "value": value}
     if "key" in form:
-        event["key"] = form["key"]
+        event["key"] = freeze(form["key"])
     if "error" in form:
-        event["error"] = form["error"]
-    if "time" in form:
-        event["time"] = form["time"]
-    elif "index" in form:
-        event["time"] = form["index"]
+        event["error"] = freeze(form["error"])
+    for name in ("time", "index"):
+        if name in form:
+            event["time"] = _time(form[name], name, source, line)
+            break
     return event
+
+
+def _time(value: Any, name: str, source: str, line: int) -> int | float:
+    """A ``:time`` or ``:index``: a number that converts to a finite float."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            if math.isfinite(float(value)):
+                return value
+        except OverflowError:
+            pass
+    raise FormatError(f"{source}:{line}: :{name} must be a finite number, got {_shown(value)}")
 
 
 # --- Knossos EDN ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ entry.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,7 +194,7 @@ def _kv_step(state: State, op: Op) -> StepResult:
         return True, op.value
     if f == "append":
         if not isinstance(op.value, str):
-            raise ModelError(f"kv append needs a string value, got {op.value!r}")
+            raise ModelError(f"kv append needs a string value, got {reprlib.repr(op.value)}")
         return True, ("" if state is None else state) + op.value
     raise ModelError(f"kv has no operation {f!r}")
 

@@ -43,6 +43,7 @@ every few thousand steps.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Hashable, Sequence
 from time import perf_counter
 from typing import Any
@@ -130,11 +131,11 @@ def search(
                     code = codes[new] = len(values)
                     values.append(new)
         except ModelError as exc:
-            raise ModelError(f"{exc} (process {op.process}, {op.f} {op.value!r})") from None
+            raise ModelError(f"{exc} (process {op.process}, {op.f} {_short(op.value)})") from None
         except (TypeError, ValueError) as exc:
             raise ModelError(
-                f"cannot apply {op.f} {op.value!r} (process {op.process}) to state "
-                f"{values[s]!r}: {exc}"
+                f"cannot apply {op.f} {_short(op.value)} (process {op.process}) to state "
+                f"{_short(values[s])}: {exc}"
             ) from None
         trans[i][s] = code
         return code
@@ -577,3 +578,13 @@ def _union(masks: list[int], indices: list[int]) -> int:
     for j in indices:
         out |= masks[j]
     return out
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxfrozenset = _SHORT.maxdict = 8
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, bounded in size however large the value."""
+    return _SHORT.repr(value)

@@ -16,6 +16,7 @@ from capsim.checkers import (
     parse_value,
     read_operations,
 )
+from capsim.checkers import edn as edn_module
 from capsim.checkers.edn import Keyword, Symbol, dumps, loads, read_forms
 from capsim.errors import CapsimError
 
@@ -122,7 +123,7 @@ def test_jsonl_malformed_line_names_file_and_line(tmp_path):
 
 def test_jsonl_completion_without_invocation_names_the_file(tmp_path):
     path = write(tmp_path, "h.jsonl", _jsonl({"process": 3, "type": "ok", "f": "read", "time": 0}))
-    with pytest.raises(FormatError, match=r"h\.jsonl: event 1: process 3 completes"):
+    with pytest.raises(FormatError, match=r"h\.jsonl:1: process 3 completes a read it never"):
         read_operations(path)
 
 
@@ -376,3 +377,124 @@ def test_convert_knossos_nil_read_stays_unconstrained_in_jsonl(tmp_path):
     convert(write(tmp_path, "k.edn", text), target, to="jsonl")
     # In capsim a read of null would be a stale read here; converted, it stays indeterminate.
     assert check_file(target).verdict == "linearizable"
+
+
+# --- hostile files: one error naming the file and the line --------------------------------
+
+
+def format_error(path, **kwargs) -> str:
+    with pytest.raises(FormatError) as info:
+        read_operations(path, **kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{path}:") and "\n" not in message and len(message) < 400
+    return message
+
+
+def knossos(*entries: str) -> str:
+    return "[" + "\n ".join(entries) + "]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[" * 5000 + "]" * 5000, ":1: nested deeper than 128 levels"),
+        (
+            knossos("{:process 0, :type :invoke, :f :write, :value " + "[" * 120 + "]" * 120 + "}"),
+            ":1: a value is nested deeper than 100 levels",
+        ),
+        (knossos("{:process 0, :type :invoke, :type :ok, :f :read}"), "the key :type is given"),
+        (knossos("{:process 0, :type :invoke, :f :write, :value ##NaN}"), "finite number"),
+        (knossos('{:process 0, :type :invoke, :f :write, :value "\\ud800"}'), "surrogate"),
+        (knossos("{:process 0, :type :invoke, :f :read, :time {:a 1}}"), ":time must be"),
+        (
+            knossos("{:process 99999999999999999999, :type :invoke, :f :read}"),
+            ":process must be a 64-bit integer",
+        ),
+        (
+            knossos("{:process 0, :type :invoke, :f :cas, :value nil}"),
+            ":1: a cas value must be [expected new], got nil",
+        ),
+        (
+            knossos("{:process 0, :type :invoke, :f :txn, :value [1 2]}"),
+            "a transaction must be a list of [f key value] steps",
+        ),
+        (
+            knossos(
+                "{:process 0, :type :invoke, :f :add, :value 1}",
+                "{:process 0, :type :ok, :f :add, :value 1}",
+                "{:process 1, :type :invoke, :f :read, :value nil}",
+                "{:process 1, :type :ok, :f :read, :value 7}",
+            ),
+            ":4: a set read must return a list of elements, got 7",
+        ),
+        (knossos("{:process 0, :type :ok, :f :read}"), ":1: process 0 completes a read it never"),
+        ("[{:process 0, :type :invoke, :f :read}\n", ":2: end of file inside the vector"),
+        ("[{:process 0, :type :invoke, :f :read}]]\n", ":1: unexpected ']' with nothing open"),
+        ("{:process 0, :type :invoke, :f :get, :key 1, :value " + "9" * 5000 + "}", "too long"),
+    ],
+)
+def test_malformed_edn_histories_name_the_line(tmp_path, text, words):
+    message = format_error(write(tmp_path, "h.edn", text))
+    assert words in message, message
+
+
+@pytest.mark.parametrize("value", [5, [1, 2, 3], None])
+def test_a_jsonl_cas_that_may_take_effect_needs_expected_and_new(tmp_path, value):
+    events = [
+        {"process": 0, "type": "invoke", "f": "write", "value": 1, "time": 0},
+        {"process": 0, "type": "ok", "f": "write", "value": 1, "time": 1},
+        {"process": 1, "type": "invoke", "f": "cas", "value": value, "time": 2},
+    ]
+    message = format_error(write(tmp_path, "h.jsonl", _jsonl(*events)))
+    assert ":3: a cas value must be [expected new]" in message
+    failed = {"process": 1, "type": "fail", "f": "cas", "value": value, "time": 3}
+    ops, _ = read_operations(write(tmp_path, "ok.jsonl", _jsonl(*events, failed)))
+    assert ops[1].type == "fail"  # it did not happen, so its value does not matter
+
+
+def test_an_edn_map_as_key_is_a_key_like_any_other(tmp_path):
+    text = (
+        '{:process 0, :type :invoke, :f :put, :key {:a 1}, :value "x"}\n'
+        '{:process 0, :type :ok, :f :put, :key {:a 1}, :value "x"}\n'
+        "{:process 1, :type :invoke, :f :get, :key {:a 1}, :value nil}\n"
+        '{:process 1, :type :ok, :f :get, :key {:a 1}, :value "x"}\n'
+    )
+    assert check_file(write(tmp_path, "kv.txt", text)).verdict == "linearizable"
+
+
+def test_too_many_edn_values_are_refused_before_memory_runs_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(edn_module, "MAX_VALUES", 1000)  # a million, made quick to test
+    path = write(tmp_path, "big.edn", "[" + "{} " * 1001 + "]")
+    assert ":1: more than 1,000 values" in format_error(path)
+
+
+@pytest.mark.parametrize("fmt", [None, "jsonl", "knossos-edn", "porcupine-kv", "porcupine-etcd"])
+def test_a_file_that_never_ends_is_read_up_to_a_bound(fmt):
+    with pytest.raises(FormatError, match=r"^/dev/zero(:1)?: .*(1 MiB|16 MiB|format)"):
+        read_operations("/dev/zero", fmt=fmt)
+
+
+def test_binary_garbage_is_not_utf8_at_its_line(tmp_path):
+    path = tmp_path / "h.edn"
+    path.write_bytes(b"[{:process 0, :type :invoke, :f :read}\n \xff\xfe]")
+    assert ":2: not UTF-8 text (byte 2 of the line is 0xff)" in format_error(path)
+
+
+def test_an_etcd_log_with_a_nonsense_process_names_the_line(tmp_path):
+    text = "INFO  jepsen.util - " + "9" * 30 + " :invoke :read nil\n"
+    assert ":1: process must be a 64-bit integer" in format_error(write(tmp_path, "e.log", text))
+    text = "INFO  jepsen.util - 0 :invoke :write [[[[1]\n"
+    assert ":1: malformed value" in format_error(write(tmp_path, "e.log", text))
+
+
+def test_convert_of_a_process_beyond_64_bits_is_an_error_not_an_overflow(tmp_path):
+    source = write(
+        tmp_path, "h.edn", knossos("{:process 9223372036854775808, :type :invoke, :f :read}")
+    )
+    with pytest.raises(FormatError, match=":1: :process must be a 64-bit integer"):
+        convert(source, tmp_path / "out.jsonl", to="jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_edn_writes_a_lone_surrogate_as_an_escape():
+    assert dumps("\ud800") == '"\\ud800"'

@@ -164,3 +164,100 @@ def test_a_million_operations_fit_in_columns():
     ops = h.operations()
     assert len(ops) == 200_000 and (ops.type == OK).all()
     assert h.time.itemsize == 8 and h.type.itemsize == 1
+
+
+# --- hostile files: one error naming the file and the line --------------------------------
+
+EVENT = {"process": 0, "type": "invoke", "f": "write", "key": "k", "value": 1, "time": 0.0}
+
+
+def history_error(tmp_path, content: bytes | str) -> str:
+    path = tmp_path / "h.jsonl"
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    with pytest.raises(HistoryError) as info:
+        History.from_jsonl(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:") and "\n" not in message and len(message) < 400
+    return message
+
+
+def line(**changes) -> str:
+    event = {**EVENT, **changes}
+    return json.dumps({k: v for k, v in event.items() if v is not DROP}) + "\n"
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"key": {"a": 1}}, "'key' must be text"),
+        ({"client": [1]}, "'client' must be text"),
+        ({"shard": "x"}, "'shard' must be an integer"),
+        ({"shard": -1}, "'shard' must be an integer"),
+        ({"side": {}}, "'side' must be 'majority', 'minority' or null"),
+        ({"type": ["ok"]}, "'type' must be one of"),
+        ({"f": {"f": "read"}}, "'f' must be one of"),
+        ({"final": "yes"}, "'final' must be true or false"),
+        ({"error": 5}, "'error' must be text"),
+        ({"process": 2**70}, "'process' must be an integer (64-bit)"),
+        ({"process": True}, "'process' must be an integer"),
+        ({"time": 10**400}, "'time' must be a finite number"),
+        ({"time": "0"}, "'time' must be a finite number"),
+        ({"time": DROP}, "lacks 'time'"),
+    ],
+)
+def test_wrong_types_in_every_field_name_the_line(tmp_path, changes, words):
+    message = history_error(tmp_path, line() + line(**{"process": 1, **changes}))
+    assert ":2: " in message and words in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"process": 0, "type": "invoke", "f": "write", "time": NaN}', "NaN is not a number"),
+        ('{"process": 0, "type": "invoke", "f": "write", "time": 0, "value": Infinity}', "Inf"),
+        ('{"process": 0, "type": "invoke", "f": "write", "time": 1e999}', "too large"),
+        ('{"process": 0, "type": "invoke", "f": "write", "time": 0, "value": [-1e400]}', "large"),
+        ('{"process": 0, "type": "invoke", "f": "write", "time": 0, "value": "\\udc00"}', "pair"),
+        ('{"process": ' + "9" * 5000 + ', "type": "invoke", "f": "read", "time": 0}', "digits"),
+    ],
+)
+def test_numbers_and_characters_nothing_could_use_are_errors(tmp_path, text, words):
+    assert words in history_error(tmp_path, text + "\n")
+
+
+@pytest.mark.parametrize("depth", [101, 10_000, 400_000])
+def test_deep_nesting_is_an_error_not_a_recursion_error(tmp_path, depth):
+    value = "[" * depth + "]" * depth
+    text = '{"process": 0, "type": "invoke", "f": "write", "time": 0, "value": ' + value + "}\n"
+    assert "nested deeper than 100 levels" in history_error(tmp_path, text)
+
+
+def test_binary_garbage_names_the_line(tmp_path):
+    message = history_error(tmp_path, line().encode() + b"\x00\xff\xfe garbage\n")
+    assert ":2: not UTF-8 text (byte 2 of the line is 0xff)" in message
+
+
+def test_an_endless_line_is_cut_at_one_mebibyte(tmp_path):
+    with pytest.raises(HistoryError, match=r"^/dev/zero:1: the line is longer than 1 MiB"):
+        History.from_jsonl("/dev/zero")
+
+
+def test_a_completion_never_invoked_names_its_line_when_read(tmp_path):
+    text = line() + line(type="ok") + "\n" + line(process=4, type="ok", f="read")
+    assert ":4: process 4 completes a read it never invoked" in history_error(tmp_path, text)
+    text = line() + line(f="read", type="ok")
+    message = history_error(tmp_path, text)
+    assert ":2: process 0 completes a read but invoked a write on line 1" in message
+    assert "still open" in history_error(tmp_path, line() + line(time=1.0))
+
+
+def test_a_history_read_back_knows_the_line_of_each_event(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n" + line() + "\n\n" + line(type="ok"))
+    history = History.from_jsonl(path)
+    assert list(history.lines) == [2, 5] and len(history.operations()) == 1

@@ -49,3 +49,30 @@ def test_parse_rate(text, rate):
 def test_parse_rate_rejects_nonsense(bad):
     with pytest.raises(ValueError):
         parse_rate(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [("20/1s", 20.0), ("60/1m", 1.0), ("5/250ms", 20.0), ("3/0.5s", 6.0), ("1/2h", 1 / 7200)],
+)
+def test_a_number_in_the_unit_of_a_rate_is_the_length_of_the_period(text, rate):
+    assert parse_rate(text) == pytest.approx(rate)
+
+
+@pytest.mark.parametrize("bad", ["5/0s", "5/-1s", "5/0", "5/", "1/1e-400s", "nan/s", "inf/s"])
+def test_a_rate_per_no_time_at_all_is_rejected(bad):
+    with pytest.raises(ValueError, match="rate|duration after '/'"):
+        parse_rate(bad)
+
+
+def test_integers_too_large_for_a_float_are_errors_not_crashes():
+    with pytest.raises(ValueError, match="finite"):
+        parse_duration(10**400)
+    with pytest.raises(ValueError, match="finite"):
+        parse_rate(10**400)
+
+
+def test_messages_never_repeat_a_huge_input():
+    with pytest.raises(ValueError) as info:
+        parse_duration("x" * 100_000)
+    assert len(str(info.value)) < 200
