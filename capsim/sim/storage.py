@@ -1,17 +1,37 @@
 """Durable state and the disk under it: what survives a crash, and when.
 
 Each replica has a :class:`Durable` store (a dict and named append-only logs) that
-survives a crash of its container, and each container has a :class:`Disk`. A write is
-durable once a sync that covers it completes (``Node.sync``); until then a crash loses
-it. The disk also writes everything back every ``writeback`` seconds, as an OS flushes
-dirty pages. With the default disk, syncs take no time and every write is durable at
-once, so the store behaves as a plain dict. A disk that *lies* acknowledges syncs without
-making anything durable; only writeback does.
+survives a crash of its container, and each container has a :class:`Disk`.
+
+A *write* is a dict set or delete, a log append or extend, or a log truncate. Reads see
+every write at once. A write is durable exactly when a sync issued after it completes
+(``Node.sync``), or a writeback started after it completes (the disk writes everything
+back every ``writeback`` seconds, as an OS flushes dirty pages), whatever the order in
+which syncs, writebacks, truncations and crashes interleave. A crash rolls the store, the
+dict and every log, back to exactly the durable writes, applied in the order they were
+made; the other writes are lost, and a sync still in flight at the crash covers nothing
+written after it. With the default disk, syncs take no time and every write is durable
+at once, so the store behaves as a plain dict. A disk that *lies* acknowledges syncs
+without making anything durable (the node never persists for it); only writeback does.
+
+Values are stored as they were when written, as a file holds the bytes written to it:
+the store keeps its own copy of a mutable value (a list, a dict, a set, a tuple holding
+one of those), and every read of such a value returns a fresh copy, so mutating a value
+in place, before or after storing it or after reading it, is not a write and changes
+nothing in the store. Immutable values (None, bool, int, float, str, bytes, and tuples and
+frozensets of those) are stored and returned as they are, at no cost. Log entries alike.
+
+How: each write gets the next number of a per-store sequence and goes to a journal of
+redo records; :meth:`Durable.mark` is the number of the last write made, and
+:meth:`Durable.persist` applies the records up to a mark, in order, to a durable image of
+the dict and of each log, and drops them. The durable watermark only moves forward, and a
+crash skips the numbers of the writes it lost, so no mark covers a later write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from copy import deepcopy
 from typing import Any
 
 from capsim.distributions import Constant, draws
@@ -19,71 +39,241 @@ from capsim.scenario import DiskSpec
 
 __all__ = ["Durable", "DurableLog", "Disk"]
 
-_DELETED = object()
+#: Types whose values cannot change in place: stored and read back without copying.
+_ATOMS = frozenset({type(None), bool, int, float, str, bytes})
 
 
-class DurableLog(list):
-    """An append-only log in durable state (a write-ahead log).
+class _Copy:
+    """A private copy of a mutable value in the store; reads get copies of ``value``."""
 
-    A list: append, extend, index, slice and ``len`` as usual. Remove entries only with
-    :meth:`truncate`. Entries should be immutable values (tuples, numbers, strings). A
-    crash keeps the first ``synced`` entries and loses the rest.
-    """
+    __slots__ = ("value",)
 
-    __slots__ = ("synced",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.synced = 0
-
-    def truncate(self, length: int) -> None:
-        """Drop every entry from index ``length`` on."""
-        del self[length:]
-        if self.synced > length:
-            self.synced = length
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
     def __repr__(self) -> str:
-        return f"DurableLog({len(self)} entries, {self.synced} synced)"
+        return repr(self.value)
+
+
+def _is_frozen(value: Any) -> bool:
+    """Whether ``value`` can never change in place: atoms, and tuples and frozensets of them."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(type(item) in _ATOMS or _is_frozen(item) for item in value)
+    return False
+
+
+def _stored(value: Any) -> Any:
+    """What the store keeps for ``value``: itself if immutable, else a boxed deep copy."""
+    return value if _is_frozen(value) else _Copy(deepcopy(value))
+
+
+def _read(stored: Any) -> Any:
+    """What a read of ``stored`` returns: a fresh copy of a mutable value."""
+    return deepcopy(stored.value) if type(stored) is _Copy else stored
+
+
+# Redo records are (fn, target, arg): fn(target, arg) applies the write to a durable image.
+def _truncate(entries: list, length: int) -> None:
+    del entries[length:]
+
+
+def _set(data: dict, item: tuple[Any, Any]) -> None:
+    data[item[0]] = item[1]
+
+
+_delete = dict.__delitem__
+_append = list.append
+_extend = list.extend
+
+
+def _refused(operation: str):
+    """A stand-in for a list mutator that a durable log does not support."""
+
+    def refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            f"DurableLog does not support {operation}: it changes only through append, "
+            "extend and truncate(length)"
+        )
+
+    return refuse
+
+
+class DurableLog(Sequence):
+    """An append-only log in durable state (a write-ahead log).
+
+    A read-only sequence (index, slice, ``len``, iteration, ``==`` with a list) that grows
+    with :meth:`append` and :meth:`extend` and shrinks only with :meth:`truncate`; each of
+    the three is a write (see the module docstring). Slices are plain lists; iteration sees
+    the log as it was when the iteration began. Any other mutation raises TypeError. Get
+    one with :meth:`Durable.log`, not by constructing it.
+    """
+
+    __slots__ = ("_entries", "_image", "_journal", "_copies")
+
+    def __init__(self, journal: list | None = None) -> None:
+        self._entries: list = []  # what reads see: every write
+        self._image: list = []  # what survives a crash (unused when untracked)
+        self._journal = journal  # the owner's journal; None when every write is durable
+        self._copies = 0  # boxed (mutable) entries in _entries: 0 means reads copy nothing
+
+    # -- writes --------------------------------------------------------------------------
+
+    def append(self, entry: Any) -> None:
+        """Append ``entry`` (a write; the log keeps a copy if it is mutable)."""
+        # Inlined fast path of _stored for the usual entry, a flat tuple of atoms.
+        if type(entry) is tuple:
+            for item in entry:
+                if type(item) not in _ATOMS:
+                    entry = self._keep(entry)
+                    break
+        elif type(entry) not in _ATOMS:
+            entry = self._keep(entry)
+        self._entries.append(entry)
+        journal = self._journal
+        if journal is not None:
+            journal.append((_append, self._image, entry))
+
+    def _keep(self, entry: Any) -> Any:
+        entry = _stored(entry)
+        if type(entry) is _Copy:
+            self._copies += 1
+        return entry
+
+    def extend(self, entries: Iterable[Any]) -> None:
+        """Append each of ``entries`` in order (one write)."""
+        stored = list(entries)
+        if not stored:
+            return
+        for i, entry in enumerate(stored):
+            # Inlined fast path of _stored, as in append.
+            if type(entry) is tuple:
+                for item in entry:
+                    if type(item) not in _ATOMS:
+                        stored[i] = self._keep(entry)
+                        break
+            elif type(entry) not in _ATOMS:
+                stored[i] = self._keep(entry)
+        self._entries.extend(stored)
+        if self._journal is not None:
+            self._journal.append((_extend, self._image, stored))
+
+    def truncate(self, length: int) -> None:
+        """Drop every entry from index ``length`` on (a write; no-op if not shorter)."""
+        if length < 0:
+            raise ValueError(f"cannot truncate a log to a negative length ({length})")
+        entries = self._entries
+        if length >= len(entries):
+            return
+        if self._copies:
+            self._copies -= sum(type(entry) is _Copy for entry in entries[length:])
+        del entries[length:]
+        if self._journal is not None:
+            self._journal.append((_truncate, self._image, length))
+
+    def _roll_back(self) -> None:
+        """A crash: reads see the durable image again."""
+        self._entries = entries = list(self._image)
+        self._copies = sum(type(entry) is _Copy for entry in entries)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):
+        if not self._copies:
+            return self._entries[index]
+        if isinstance(index, slice):
+            return [_read(entry) for entry in self._entries[index]]
+        return _read(self._entries[index])
+
+    def __iter__(self) -> Iterator[Any]:
+        # Over a snapshot: appending while iterating must not hand out a private copy.
+        if not self._copies:
+            return iter(self._entries[:])
+        return map(_read, self._entries[:])
+
+    def __contains__(self, value: object) -> bool:
+        if not self._copies:
+            return value in self._entries
+        return any(entry == value for entry in self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DurableLog):
+            other = list(other)
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self._journal is None:
+            return f"DurableLog({len(self._entries)} entries)"
+        return f"DurableLog({len(self._entries)} entries, {len(self._image)} durable)"
+
+    # -- every other list mutator --------------------------------------------------------
+
+    __setitem__ = _refused("item assignment")
+    __delitem__ = _refused("item deletion")
+    __iadd__ = _refused("+=")
+    __imul__ = _refused("*=")
+    insert = _refused("insert")
+    pop = _refused("pop")
+    remove = _refused("remove")
+    clear = _refused("clear")
+    sort = _refused("sort")
+    reverse = _refused("reverse")
 
 
 class Durable:
     """A replica's durable state: a dict, and named logs, that survive crashes.
 
-    Treat stored values as immutable: assign a new value rather than mutating one in
-    place (``self.durable["term"] = term + 1``), as a program rewrites a file. For data
-    that grows, use :meth:`log`. Reads see every write at once; a crash rolls the store
-    back to what was synced (see the module docstring).
+    Reads see every write at once; a crash rolls the store back to its durable writes (see
+    the module docstring). A value is stored as it is when written: mutating it in place
+    later, or mutating a value read back, changes nothing in the store, so write the new
+    value back (``self.durable["term"] = term + 1``), as a program rewrites a file. For
+    data that grows, use :meth:`log`. ``tracking=False`` is the instant disk: every write
+    is durable at once.
     """
 
-    __slots__ = ("_data", "_logs", "_synced", "_journal", "_applied", "_tracking")
+    __slots__ = ("_data", "_image", "_logs", "_journal", "_base")
 
     def __init__(self, tracking: bool = False) -> None:
-        self._data: dict[str, Any] = {}
+        self._data: dict[str, Any] = {}  # what reads see: every write
+        self._image: dict[str, Any] = {}  # what survives a crash (unused when untracked)
         self._logs: dict[str, DurableLog] = {}
-        self._synced: dict[str, Any] = {}
-        self._journal: list[tuple[str, Any]] = []
-        self._applied = 0
-        self._tracking = tracking  # False: an instant disk, every write durable at once
+        # Redo records of the writes not yet durable, oldest first, shared with the logs.
+        # None: the instant disk, nothing to track.
+        self._journal: list[tuple[Any, Any, Any]] | None = [] if tracking else None
+        self._base = 0  # sequence number of the last durable (or lost) write
 
     def log(self, name: str) -> DurableLog:
-        """The durable log called ``name`` (created empty on first use)."""
+        """The durable log called ``name`` (created empty on first use; not a write)."""
         log = self._logs.get(name)
         if log is None:
-            log = self._logs[name] = DurableLog()
+            log = self._logs[name] = DurableLog(self._journal)
         return log
 
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        value = self._data[key]
+        return deepcopy(value.value) if type(value) is _Copy else value
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if type(value) not in _ATOMS:
+            value = _stored(value)
         self._data[key] = value
-        if self._tracking:
-            self._journal.append((key, value))
+        journal = self._journal
+        if journal is not None:
+            journal.append((_set, self._image, (key, value)))
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
-        if self._tracking:
-            self._journal.append((key, _DELETED))
+        if self._journal is not None:
+            self._journal.append((_delete, self._image, key))
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -95,49 +285,56 @@ class Durable:
         return len(self._data)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
+        value = self._data.get(key, default)
+        return deepcopy(value.value) if type(value) is _Copy else value
 
     def setdefault(self, key: str, default: Any) -> Any:
+        """``self[key]``, after writing ``default`` there if ``key`` is absent."""
         if key not in self._data:
             self[key] = default
-        return self._data[key]
+        return self[key]
 
     def __repr__(self) -> str:
         return f"Durable({self._data!r})"
 
     # -- the disk's side -----------------------------------------------------------------
 
-    def mark(self) -> tuple[int, dict[str, int]]:
-        """What a sync issued now covers: the journal position and each log's length."""
-        return len(self._journal), {name: len(log) for name, log in self._logs.items()}
+    def mark(self) -> int:
+        """What a sync issued now covers: the sequence number of the last write made."""
+        journal = self._journal
+        return self._base if journal is None else self._base + len(journal)
 
-    def persist(self, mark: tuple[int, dict[str, int]]) -> None:
-        """Make everything up to ``mark`` durable (a sync or a writeback completed)."""
-        position, lengths = mark
-        if position > self._applied:
-            synced = self._synced
-            for key, value in self._journal[self._applied : position]:
-                if value is _DELETED:
-                    synced.pop(key, None)
-                else:
-                    synced[key] = value
-            self._applied = position
-            if self._applied == len(self._journal):
-                self._journal.clear()
-                self._applied = 0
-        for name, length in lengths.items():
-            log = self._logs[name]
-            log.synced = max(log.synced, min(length, len(log)))
+    def persist(self, mark: int) -> None:
+        """Make every write up to ``mark`` durable (a sync or a writeback completed).
+
+        Marks older than the durable watermark, and marks issued before a crash, make
+        nothing more durable.
+        """
+        journal = self._journal
+        count = mark - self._base
+        if count <= 0 or journal is None:
+            return
+        if count >= len(journal):
+            count = len(journal)
+            records = journal[:]
+            journal.clear()
+        else:
+            records = journal[:count]
+            del journal[:count]
+        self._base += count
+        for fn, target, arg in records:
+            fn(target, arg)
 
     def lose_unsynced(self) -> None:
-        """A crash: roll back to what is durable."""
-        if not self._tracking:
+        """A crash: roll back to the durable writes; a later persist of an older mark is void."""
+        journal = self._journal
+        if journal is None:
             return
-        self._data = dict(self._synced)
-        self._journal.clear()
-        self._applied = 0
+        self._base += len(journal)
+        journal.clear()
+        self._data = dict(self._image)
         for log in self._logs.values():
-            del log[log.synced :]
+            log._roll_back()
 
 
 class Disk:
