@@ -3,12 +3,22 @@
 Usage::
 
     python benchmarks/check_bench.py [--runs 5] [--only etcd_0] [--root PATH] [--per-file]
+    python benchmarks/check_bench.py --set [--set-sizes 7500,29000,100000] [--runs 3]
+        [--set-keys 10] [--old-up-to 10000]
 
 For every history listed in the ``EXPECTED.tsv`` files under ``shared/peer-histories``, the
 file is parsed once, then checked ``--runs`` times; the median check time is reported, first
 for the verdict alone and then with the violation shrunk to a 1-minimal sub-history (what
 ``check_file`` does). Porcupine's median (Go, parsing excluded, no shrinking) is read from
 the peer folder's README when present. Prints verdict counts and totals per group.
+
+With ``--set``, capsim runs the set workload (defaults otherwise: 6 clients at 20 operations
+per second, half reads, over ``--set-keys`` keys) long enough for each size in
+``--set-sizes``, pairs the history once, and reports the median of ``--runs`` checks of
+the ``set`` model (the one-pass check of :mod:`capsim.checkers.sets`); up to
+``--old-up-to`` operations it also times the general search on the same history once.
+A set read returns the whole set, so the history's size grows as operations squared over
+keys: the table shows the total number of elements read too.
 """
 
 from __future__ import annotations
@@ -22,12 +32,23 @@ from functools import partial
 from pathlib import Path
 from time import perf_counter
 
+import capsim
 from capsim.checkers import parse_value
-from capsim.checkers.formats import infer_model, read_operations
-from capsim.checkers.linearizability import check_operations
-from capsim.checkers.models import get_model
+from capsim.checkers.formats import infer_model, operations_from_history, read_operations
+from capsim.checkers.linearizability import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_STEPS_PER_OP,
+    check_operations,
+    relevant_operations,
+)
+from capsim.checkers.models import SET, get_model
+from capsim.checkers.search import Budget, search
+from capsim.scenario import parse_scenario
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "peer-histories"
+# Operations per simulated second of the default set workload (6 clients at 20/s; some
+# time out or fail), measured: 800 s give 96,030 operations.
+SET_OPS_PER_S = 120
 
 
 def initial_of(model_column: str):
@@ -78,13 +99,83 @@ def group_of(sub: str, name: str) -> str:
     return "knossos/" + name.split("/")[0]
 
 
+def set_history(operations: int, keys: int, seed: int = 1):
+    """A capsim run of the set workload with about ``operations`` operations, paired:
+    ``(run seconds, pairing seconds, operations)``."""
+    scenario = parse_scenario(
+        {
+            "name": f"set-{operations}",
+            "duration": operations / SET_OPS_PER_S,
+            "workload": {"kind": "set", "keys": keys},
+            "check": {"linearizable": False},
+        }
+    )
+    start = perf_counter()
+    history = capsim.run(scenario, seed, allow_large=True).history
+    ran = perf_counter()
+    ops = operations_from_history(history)
+    return ran - start, perf_counter() - ran, ops
+
+
+def search_only(ops) -> str:
+    """The verdict of the general search on a set history, bypassing the one-pass check."""
+    model = SET
+    state0 = model.initial_state()
+    budget = Budget(DEFAULT_MAX_STEPS + DEFAULT_STEPS_PER_OP * len(ops))
+    for part in sorted(model.partition(relevant_operations(ops, model)), key=len):
+        found = search(part, model, state0, budget)
+        if found is None:
+            return "unknown"
+        if not found:
+            return "not-linearizable"
+    return "linearizable"
+
+
+def set_figure(sizes: list[int], runs: int, keys: int, old_up_to: int) -> int:
+    """Print the set check's median time per history size (and the search's, if cheap)."""
+    print(
+        f"{'ops':>7} {'keys':>4} {'elements read':>13} {'run s':>7} {'pair s':>7} "
+        f"{'check s':>8} {'steps':>7} {'verdict':<17} {'search s':>9}"
+    )
+    for size in sizes:
+        made_s, pair_s, ops = set_history(size, keys)
+        elements = sum(len(op.output) for op in ops if op.f == "read" and op.output is not None)
+        check = partial(check_operations, ops, "set", shrink_violation=False)
+        check_s, result = median_time(check, runs)
+        old = "-"
+        if len(ops) <= old_up_to:
+            old_s, verdict = median_time(partial(search_only, ops), 1)
+            old = f"{old_s:.2f}" + ("" if verdict == result.verdict else f" ({verdict})")
+        print(
+            f"{len(ops):>7} {keys:>4} {elements:>13} {made_s:>7.1f} {pair_s:>7.1f} "
+            f"{check_s:>8.3f} {result.steps:>7} {result.verdict:<17} {old:>9}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per file (median)")
     parser.add_argument("--only", default="", help="only files whose path contains this")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--per-file", action="store_true", help="print every file")
+    parser.add_argument("--set", action="store_true", help="time the set check instead")
+    parser.add_argument(
+        "--set-sizes",
+        default="7500,29000,100000",
+        help="comma-separated operation counts of the set histories",
+    )
+    parser.add_argument("--set-keys", type=int, default=10, help="keys of the set workload")
+    parser.add_argument(
+        "--old-up-to",
+        type=int,
+        default=10_000,
+        help="also time the general search on set histories up to this many operations",
+    )
     args = parser.parse_args(argv)
+    if args.set:
+        sizes = [int(s) for s in args.set_sizes.split(",")]
+        return set_figure(sizes, args.runs, args.set_keys, args.old_up_to)
     if not args.root.exists():
         print(f"no peer histories at {args.root}", file=sys.stderr)
         return 2

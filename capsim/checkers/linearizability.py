@@ -5,7 +5,10 @@ compared false; ``info`` operations that cannot change the state, such as reads)
 rest by the model's ``partition`` (by key, as Porcupine and Knossos do: linearizability is
 local, so the whole is linearizable iff each part is), checks the parts smallest first with
 :func:`capsim.checkers.search.search` under one shared budget, and on a violation shrinks
-the failing part to a 1-minimal failing sub-history (:func:`shrink`).
+the failing part to a 1-minimal failing sub-history (:func:`shrink`). The grow-only ``set``
+model needs no search: :func:`capsim.checkers.sets.check_set` decides each part in one
+pass (O(n log n) plus the size of the sets read) with exactly the search's verdict, and
+names a two- or three-operation witness of a violation.
 
 Verdicts are three-valued and never guessed: ``linearizable``, ``not-linearizable``, or
 ``unknown`` when the step budget or the wall-clock timeout ran out first.
@@ -14,6 +17,7 @@ Verdicts are three-valued and never guessed: ``linearizable``, ``not-linearizabl
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from time import perf_counter
@@ -23,6 +27,7 @@ from capsim.checkers.errors import ModelError
 from capsim.checkers.models import Model, get_model
 from capsim.checkers.operations import OUTCOMES, Op, is_constraining_fail, thaw
 from capsim.checkers.search import Budget, search
+from capsim.checkers.sets import SetViolation, blame_failed, check_set, handles
 
 __all__ = [
     "CheckResult",
@@ -178,7 +183,7 @@ def check_operations(
         # The search memoizes states, so they must be hashable (models freeze lists).
         initial_ok = isinstance(state0, Hashable)
     if not initial_ok:
-        raise ModelError(f"initial value {initial!r} cannot be a {m.name} state")
+        raise ModelError(f"initial value {reprlib.repr(initial)} cannot be a {m.name} state")
     deadline = None if timeout_s is None else start + timeout_s
     if max_steps is None:
         max_steps = DEFAULT_MAX_STEPS + DEFAULT_STEPS_PER_OP * len(ops)
@@ -186,8 +191,13 @@ def check_operations(
     parts = m.partition(relevant_operations(ops, m))
     verdict = "linearizable"
     failing: list[Op] | None = None
+    witness: SetViolation | None = None
+    one_pass = handles(m, state0)
     for part in sorted(parts, key=len):
-        found = search(part, m, state0, budget)
+        if one_pass:
+            found, witness = check_set(part, state0, budget)
+        else:
+            found = search(part, m, state0, budget)
         if found is None:
             verdict = "unknown"
             break
@@ -197,7 +207,11 @@ def check_operations(
             break
     violation = None
     if failing is not None:
-        violation = _violation(failing, m, initial, state0, deadline, shrink_violation)
+        if witness is not None:
+            witness = blame_failed(witness, ops)
+        violation = _violation(
+            failing, m, initial, state0, deadline, shrink_violation, _set_reason(witness)
+        )
     return CheckResult(
         verdict=verdict,
         ops=len(ops),
@@ -217,9 +231,11 @@ def _violation(
     state0: Hashable,
     deadline: float | None,
     shrink_it: bool,
+    witness: tuple[str, list[Op]] | None = None,
 ) -> dict[str, Any]:
     ops, minimal, explained = part, False, None
-    witness = _set_witness(part) if model.name == "set" else None
+    if witness is None and model.name == "set":
+        witness = _set_witness(part)
     if witness is not None:
         reason, ops = witness
         minimal = True
@@ -340,12 +356,23 @@ def shrink(
         size = max(1, size // 2)
 
 
-def _show(value: Any) -> str:
+#: Longer lists are shown by their ends: a set read of 10,000 elements in a report helps
+#: nobody (the sentence above it names the element that matters).
+SHOWN_ITEMS = 16
+
+
+def _show(value: Any, items: int | None = None) -> str:
+    """A value as Knossos-style text; ``items`` is a list's full length when ``value``
+    holds only its first items."""
     if value is None:
         return "nil"
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, list | tuple):
+        total = len(value) if items is None else items
+        if total > len(value) or len(value) > SHOWN_ITEMS:
+            head = " ".join(_show(v) for v in value[: SHOWN_ITEMS - 4])
+            return f"[{head} ...] ({total} items)"
         return "[" + " ".join(_show(v) for v in value) + "]"
     return str(value)
 
@@ -364,10 +391,11 @@ def _describe_op(op: dict[str, Any]) -> str:
     if op["key"] not in (None, ""):
         text += f" {_show(op['key'])}"
     if f in ("read", "get") or (f == "txn" and kind == "ok"):
-        shown = op["output"] if kind == "ok" else op["value"]
-        text += f" -> {_show(shown)}" if f != "txn" else f" {_show(shown)}"
+        field = "output" if kind == "ok" else "value"
+        shown = _show(op[field], op.get(f"{field}_items"))
+        text += f" -> {shown}" if f != "txn" else f" {shown}"
     elif op["value"] is not None:
-        text += f" {_show(op['value'])}"
+        text += f" {_show(op['value'], op.get('value_items'))}"
     if kind == "fail":
         text += "  (ran, compared false)" if op["error"] == "mismatch" else "  (failed)"
     elif kind == "info":
@@ -375,8 +403,39 @@ def _describe_op(op: dict[str, Any]) -> str:
     return text
 
 
+_SET_REASONS = {
+    "inverted": "this operation completed before it was invoked",
+    "no-output": "a read completed without returning a set",
+    "initial": "a read lacks {0}, which the set held initially",
+    "diverged": (
+        "two reads saw sets neither of which contains the other (one shows {0} but not "
+        "{1}, the other {1} but not {0}), but a grow-only set's reads must nest"
+    ),
+    "unexpected": "a read shows {0}, which no operation added",
+    "failed": "a read shows {0}, whose only add failed",
+    "early": "a read shows {0}, which no add had even begun to add",
+    "lost": "a read lacks {0}, whose add was acknowledged before the read began",
+    "stale": "a read lacks {0}, which a read that completed before it began had shown",
+    "reordered": (
+        "a read shows {0} but lacks {1}, though the add of {1} was acknowledged before "
+        "any add of {0} began"
+    ),
+}
+
+
+def _set_reason(violation: SetViolation | None) -> tuple[str, list[Op]] | None:
+    """A set violation from :func:`check_set` as a sentence and its operations."""
+    if violation is None:
+        return None
+    shown = [_show(thaw(e)) for e in violation.elements]
+    return _SET_REASONS[violation.kind].format(*shown), list(violation.ops)
+
+
 def _set_witness(part: Sequence[Op]) -> tuple[str, list[Op]] | None:
     """A two-operation witness of a set violation, as Jepsen's set checker finds them.
+
+    Used for a model named ``set`` that is not the built-in one (whose parts
+    :func:`capsim.checkers.sets.check_set` decides and explains).
 
     In order: an acknowledged add whose element a read lacks though the read began after
     the add completed (a lost write); a read of an element no add could have added by
@@ -465,5 +524,6 @@ def format_violation(violation: dict[str, Any]) -> str:
             f"  process {str(op['process']):<{width}}  {op['type']:<4}  "
             f"invoked {_show_time(op['invoke_time']):>8}  completed "
             f"{_show_time(op['complete_time']):>8}  {_describe_op(op)}"
+            + (f"  (answered by {op['node']})" if op.get("node") else "")
         )
     return "\n".join(lines)

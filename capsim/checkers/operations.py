@@ -77,6 +77,9 @@ def is_constraining_fail(op: Op) -> bool:
     return op.type == "fail" and op.f == "cas" and op.error == "mismatch"
 
 
+_SCALARS = frozenset({int, float, str, bool, type(None), bytes})
+
+
 def freeze(value: Any) -> Hashable:
     """``value`` with lists turned into tuples and dicts into sorted item tuples, recursively.
 
@@ -84,6 +87,8 @@ def freeze(value: Any) -> Hashable:
     operation values, which JSON gives as lists.
     """
     if isinstance(value, list | tuple):
+        if _SCALARS.issuperset(map(type, value)):
+            return tuple(value)  # the common case, a set read's elements: no recursion
         return tuple(freeze(v) for v in value)
     if isinstance(value, dict):
         return tuple(sorted(((freeze(k), freeze(v)) for k, v in value.items()), key=repr))
