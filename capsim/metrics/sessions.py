@@ -23,13 +23,20 @@ def session_violations(
 ) -> dict[str, Any]:
     """Counts of ``ok`` main-phase reads that break a session guarantee.
 
-    ``read_your_writes``: the read is stale with respect to one of its own client's
-    acknowledged writes (it missed a write, or for a set an add, that the same client had
-    been told succeeded before it read). ``monotonic_reads``: the read returned something
-    older than an earlier read of the same key by the same client showed: for a register,
-    a write that completed before the earlier read's write was invoked (a read returning
-    siblings counts as its newest sibling); for a set, the earlier read (completed before
-    this one was invoked) held an element this one lacks. ``by_client`` breaks both down.
+    ``read_your_writes``: the read is stale, as
+    :func:`~capsim.metrics.staleness.read_staleness` defines it (siblings included), with
+    respect to one of its own client's acknowledged writes (it missed a write, or for a
+    set an add, that the same client had been told succeeded before it read); a read with
+    ``k = 0`` never is. ``monotonic_reads``: the read returned something older than an
+    earlier read of the same key by the same client (one that completed before this one
+    was invoked) had shown. For a register this is the same sibling rule, applied to the
+    writes the earlier read returned: the read is a violation when, for one of them, every
+    sibling of this read was written by a write that completed before that one was
+    invoked; that is, when this read's latest-completing source completed before the
+    earlier read's latest-invoked source was invoked. The initial value was invoked and
+    completed before time began; an ``info`` write never completes, so a read returning
+    one is never a violation. For a set, the earlier read held an element this one lacks.
+    ``by_client`` breaks both down.
     """
     clients = ops.history.clients.names
     own = np.unique(s.pair_read[s.pair_own]) if len(s.pair_own) else np.zeros(0, np.int64)

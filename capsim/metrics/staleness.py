@@ -7,7 +7,9 @@ Registers: values are unique per key, so an ``ok`` read names the write it retur
 completed and ``w'`` was acknowledged (``ok``) before the read was invoked: no
 linearization can then put the read after ``w'``. Writes are ``write`` and ``cas``
 operations that took or may have taken effect (``ok`` or ``info``); a write that never
-completed is never complete, so nothing is definitely newer than it. Sets: a read is
+completed is never complete, so nothing is definitely newer than it. A read returning
+several values (siblings) is stale with respect to a write only when every one of them
+is; :func:`read_staleness` says what that means for every output. Sets: a read is
 stale with respect to every acknowledged add that was acknowledged before the read was
 invoked and whose element the read does not contain.
 """
@@ -41,7 +43,8 @@ class ReadStaleness:
     """Per ``ok`` main-phase read (``read``: operation indices): ``k`` and ``t`` (seconds)
     as defined in :func:`read_staleness`; ``unknown`` counts reads whose value no write
     wrote (they are left out); ``pair_t`` holds ``r - ack`` for every stale (write, read)
-    pair and ``pair_own`` whether the write was the reading client's own."""
+    pair, ``pair_read`` the read and ``pair_own`` whether the write was the reading
+    client's own (the stale pairs as :func:`read_staleness` defines them)."""
 
     read: np.ndarray
     k: np.ndarray
@@ -55,8 +58,9 @@ class ReadStaleness:
     key_acks: dict[int, np.ndarray]
     read_key: np.ndarray
     read_time: np.ndarray
-    # Registers: invocation and completion of the write each read returned (its newest
-    # sibling's), -inf for the initial value; used by the session guarantees.
+    # Registers: the latest invocation and the latest completion among the source writes
+    # of each read's siblings (-inf for the initial value, a completion of +inf for an
+    # ``info`` write); used by the session guarantees.
     source_invoke: np.ndarray | None = None
     source_complete: np.ndarray | None = None
 
@@ -66,13 +70,35 @@ def _hashable(value: Any) -> Any:
 
 
 def read_staleness(ops: Operations, workload: str = "register") -> ReadStaleness:
-    """k- and t-staleness of every ``ok`` read of the main phase.
+    """k- and t-staleness of every ``ok`` main-phase read, and its stale (write, read) pairs.
 
-    ``k`` is the number of writes definitely newer than the one the read returned (for a
-    set read: the acknowledged adds missing from it); ``t`` is the read's invocation time
-    minus the earliest acknowledgement among them (0 when there are none). A register
-    read that returns several values (siblings) is stale only if every sibling is: its
-    ``k`` and ``t`` are those of its least stale sibling.
+    A register read is *stale with respect to* a write ``w'`` when ``w'`` is definitely
+    newer than the write the read returned: ``w'`` was acknowledged before the read was
+    invoked, and invoked after that write completed. A read that returns several values
+    (siblings, as leaderless stores return under concurrent writes) is stale with respect
+    to ``w'`` exactly when every sibling is, that is when ``w'`` is definitely newer than
+    every sibling's source write. Those conditions differ only in how late ``w'`` was
+    invoked, so they all hold exactly when ``w'`` was invoked after the last of the
+    sources to complete had completed: the read is stale with respect to the acknowledged
+    writes of its key invoked after that completion and acknowledged before the read was
+    invoked. (The initial value, ``None``, completed before time began; an ``info`` write
+    never completes, so a read with such a sibling is stale with respect to nothing; a
+    read of no value at all, an empty list, is stale with respect to every write
+    acknowledged before it, as the initial value is.) A set read is stale with respect to
+    every add acknowledged before it was invoked whose element it lacks. Every output
+    counts those writes, and only those:
+
+    * ``k``: the number of them (with siblings, also the smallest ``k`` of any sibling);
+    * ``t``: the read's invocation time minus the earliest acknowledgement among them,
+      in seconds (0 when there are none);
+    * the stale pairs (``pair_t``, ``pair_read``, ``pair_own``): one (write, read) pair
+      per such write. The t-visibility curve counts every other pair as fresh, and a read
+      is a read-your-writes violation when one of its stale pairs is its own client's
+      write. So a read with ``k = 0`` has no stale pair and is never a read-your-writes
+      violation, whatever stale siblings it returned alongside a fresh one.
+
+    Monotonic reads apply the same rule to the values an earlier read showed (see
+    :func:`capsim.metrics.sessions.session_violations`).
     """
     if workload == "set":
         return _set_staleness(ops)
@@ -80,76 +106,72 @@ def read_staleness(ops: Operations, workload: str = "register") -> ReadStaleness
 
 
 def _register_staleness(ops: Operations) -> ReadStaleness:
-    n = len(ops)
     write_mask = np.isin(ops.f, (WRITE, CAS)) & np.isin(ops.type, (OK, INFO))
     widx = np.flatnonzero(write_mask)
-    value_of: dict[tuple[int, Any], int] = {}
-    for i in widx.tolist():
+    done = np.where(ops.type == OK, ops.complete_time, math.inf)  # info: never complete
+    # (key, value written) -> (completion, invocation) of the write that wrote it.
+    source: dict[tuple[int, Any], tuple[float, float]] = {}
+    for i, key, f, c, v in zip(
+        widx.tolist(),
+        ops.key[widx].tolist(),
+        ops.f[widx].tolist(),
+        done[widx].tolist(),
+        ops.invoke_time[widx].tolist(),
+        strict=True,
+    ):
         value = ops.value(i)
-        written = value[1] if ops.f[i] == CAS else value
-        value_of[(int(ops.key[i]), _hashable(written))] = i
+        written = value[1] if f == CAS else value
+        source[(key, _hashable(written))] = (c, v)
     reads = np.flatnonzero((~ops.final) & (ops.f == READ) & (ops.type == OK))
-    complete = ops.complete_time
 
-    # Each read's candidate sources: one per sibling. c is the source's completion time.
-    src_read, src_c, src_inv, unknown_reads = [], [], [], set()
-    for i in reads.tolist():
+    # Per read, the latest completion and the latest invocation among its siblings'
+    # sources: the read is stale with respect to writes invoked after the former.
+    last_done, last_invoked, known = [], [], []
+    for i, key in zip(reads.tolist(), ops.key[reads].tolist(), strict=True):
         output = ops.output(i)
-        key = int(ops.key[i])
-        values = output if isinstance(output, list) else [output]
-        for value in values:
+        c = v = -math.inf
+        ok = True
+        for value in output if isinstance(output, list) else (output,):
             if value is None:
-                src_read.append(i)
-                src_c.append(-math.inf)
-                src_inv.append(-math.inf)
                 continue
-            j = value_of.get((key, _hashable(value)))
-            if j is None:
-                unknown_reads.add(i)
+            found = source.get((key, _hashable(value)))
+            if found is None:
+                ok = False
                 break
-            src_read.append(i)
-            src_c.append(float(complete[j]) if ops.type[j] == OK else math.inf)
-            src_inv.append(float(ops.invoke_time[j]))
-    src_read_a = np.array(src_read, dtype=np.int64)
-    src_c_a = np.array(src_c, dtype=np.float64)
-    src_inv_a = np.array(src_inv, dtype=np.float64)
-    if unknown_reads:
-        keep = ~np.isin(src_read_a, list(unknown_reads))
-        src_read_a, src_c_a, src_inv_a = src_read_a[keep], src_c_a[keep], src_inv_a[keep]
-        reads = reads[~np.isin(reads, list(unknown_reads))]
-
+            if found[0] > c:
+                c = found[0]
+            if found[1] > v:
+                v = found[1]
+        last_done.append(c)
+        last_invoked.append(v)
+        known.append(ok)
+    known_a = np.array(known, dtype=bool)
+    reads = reads[known_a]
+    threshold = np.array(last_done, dtype=np.float64)[known_a]
     acked = write_mask & (ops.type == OK)
-    result = _enumerate(ops, reads, src_read_a, src_c_a, acked, len(unknown_reads), n)
-    # The newest sibling of each read, for monotonic reads.
-    position = np.full(n, -1, dtype=np.int64)
-    position[reads] = np.arange(len(reads))
-    result.source_invoke = np.full(len(reads), -math.inf)
-    result.source_complete = np.full(len(reads), -math.inf)
-    np.maximum.at(result.source_invoke, position[src_read_a], src_inv_a)
-    np.maximum.at(result.source_complete, position[src_read_a], src_c_a)
+    result = _stale_writes(ops, reads, threshold, acked, int((~known_a).sum()))
+    result.source_invoke = np.array(last_invoked, dtype=np.float64)[known_a]
+    result.source_complete = threshold
     return result
 
 
-def _enumerate(ops, reads, src_read, src_c, acked, unknown, n) -> ReadStaleness:
-    """Count, per source, the acknowledged writes of its key with inv > c and ack < r,
-    then keep each read's least stale source."""
-    position = np.full(n, -1, dtype=np.int64)
-    position[reads] = np.arange(len(reads))
-    src_k = np.zeros(len(src_read), dtype=np.int64)
-    src_t = np.zeros(len(src_read))
+def _stale_writes(ops, reads, threshold, acked, unknown) -> ReadStaleness:
+    """Per read, the acknowledged writes of its key with inv > threshold and ack < r."""
+    k = np.zeros(len(reads), dtype=np.int64)
+    t = np.zeros(len(reads))
     pair_t, pair_read, pair_own = [], [], []
     key_acks: dict[int, np.ndarray] = {}
-    src_key = ops.key[src_read]
-    for key in np.unique(src_key).tolist():
+    read_key = ops.key[reads]
+    for key in np.unique(read_key).tolist():
         writes = np.flatnonzero(acked & (ops.key == key))
         writes = writes[np.argsort(ops.invoke_time[writes], kind="stable")]
         inv = ops.invoke_time[writes]
         ack = ops.complete_time[writes]
         key_acks[key] = np.sort(ack)
-        sel = np.flatnonzero(src_key == key)
-        rid = src_read[sel]
+        sel = np.flatnonzero(read_key == key)
+        rid = reads[sel]
         r = ops.invoke_time[rid]
-        lo = np.searchsorted(inv, src_c[sel], side="right")
+        lo = np.searchsorted(inv, threshold[sel], side="right")
         hi = np.searchsorted(inv, r, side="left")
         lengths = np.maximum(hi - lo, 0)
         counts = np.zeros(len(sel), dtype=np.int64)
@@ -157,7 +179,7 @@ def _enumerate(ops, reads, src_read, src_c, acked, unknown, n) -> ReadStaleness:
         cum = np.cumsum(lengths)
         start = 0
         while start < len(sel):
-            # A chunk of sources whose candidate writes number at most _CHUNK_PAIRS.
+            # A chunk of reads whose candidate writes number at most _CHUNK_PAIRS.
             base = cum[start - 1] if start else 0
             stop = max(start + 1, int(np.searchsorted(cum, base + _CHUNK_PAIRS, side="right")))
             seg = lengths[start:stop]
@@ -174,18 +196,8 @@ def _enumerate(ops, reads, src_read, src_c, acked, unknown, n) -> ReadStaleness:
                 pair_read.append(rid[owner])
                 pair_own.append(ops.client[writes[w]] == ops.client[rid[owner]])
             start = stop
-        src_k[sel] = counts
-        src_t[sel] = np.where(counts > 0, r - earliest, 0.0)
-    # Siblings: a read is as stale as its least stale source (smallest k, then t).
-    pos = position[src_read]
-    order = np.lexsort((src_t, src_k, pos))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = pos[order][1:] != pos[order][:-1]
-    chosen = order[first]
-    k = np.zeros(len(reads), dtype=np.int64)
-    t = np.zeros(len(reads))
-    k[pos[chosen]] = src_k[chosen]
-    t[pos[chosen]] = src_t[chosen]
+        k[sel] = counts
+        t[sel] = np.where(counts > 0, r - earliest, 0.0)
     return ReadStaleness(
         read=reads,
         k=k,
@@ -195,7 +207,7 @@ def _enumerate(ops, reads, src_read, src_c, acked, unknown, n) -> ReadStaleness:
         pair_read=_cat(pair_read, np.int64),
         pair_own=_cat(pair_own, bool),
         key_acks=key_acks,
-        read_key=ops.key[reads],
+        read_key=read_key,
         read_time=ops.invoke_time[reads],
     )
 
@@ -266,7 +278,8 @@ def staleness_summary(s: ReadStaleness) -> dict[str, Any]:
         "stale_read_fraction": float((s.k > 0).mean()),
         "k_mean": float(s.k.mean()),
         "k_max": int(s.k.max()),
-        "t_mean_ms": round(float(s.t.mean()) * 1000, 6),
+        # fsum: exactly rounded whatever the order, so the same on every machine.
+        "t_mean_ms": round(math.fsum(s.t.tolist()) / len(s.t) * 1000, 6),
         "t_p99_ms": round(float(np.quantile(s.t, 0.99)) * 1000, 6),
         "reads": int(len(s.read)),
         "unknown_reads": s.unknown,
@@ -278,9 +291,11 @@ def t_visibility(
 ) -> list[dict[str, Any]]:
     """The t-visibility curve: for ``t`` in each bin ``[lo, hi)`` ms, over every pair of an
     acknowledged write and an ``ok`` main-phase read of the same key invoked ``t`` after
-    the write's acknowledgement, the fraction in which the read returned that write or a
-    definitely newer one (that is, was not stale with respect to it). ``p`` is ``None``
-    for a bin with no pairs."""
+    the write's acknowledgement, the fraction in which the read was not stale with respect
+    to the write as :func:`read_staleness` defines it: some value the read returned was
+    written by that write, a newer one or a concurrent one (a write that had not completed
+    when that write was invoked); for a set, the read holds the add's element. ``p`` is
+    ``None`` for a bin with no pairs."""
     edges = np.array(edges_ms, dtype=np.float64) / 1000.0
     bounds = np.concatenate([edges, [math.inf]])
     totals = np.zeros(len(edges), dtype=np.int64)
@@ -311,7 +326,7 @@ def t_visibility(
                 "t_ms": float(edges_ms[j]),
                 "t_to_ms": hi,
                 "pairs": int(totals[j]),
-                "p": (1.0 - float(stale[j]) / totals[j]) if totals[j] else None,
+                "p": (1.0 - float(stale[j]) / int(totals[j])) if totals[j] else None,
             }
         )
     return curve
