@@ -16,7 +16,10 @@ mixture       ``components``              one component, chosen by ``weight``, t
 ============  ==========================  =================================================
 
 Samplers draw in numpy blocks; :func:`draws` turns one into an endless iterator of floats
-so that the network pays one ``next()`` per message, not one numpy call.
+so that the network pays one ``next()`` per message, not one numpy call. Every draw is
+built from uniform bits with :mod:`capsim.portable` (exponential by inversion, normal by
+Box and Muller, ``exp`` and ``log`` from exactly rounded operations), so a seed gives the
+same draws on every machine, whatever its CPU's vector extensions.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from capsim import portable
 from capsim.schema import (
     FiniteFloat,
     NonNegativeDuration,
@@ -47,6 +51,8 @@ __all__ = [
     "Distribution",
     "DISTRIBUTIONS",
     "draws",
+    "cumulative",
+    "choose",
 ]
 
 
@@ -81,7 +87,7 @@ class Uniform:
         return self
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return rng.uniform(self.low, self.high, n) + self.shift
+        return self.low + (self.high - self.low) * portable.uniforms(rng, n) + self.shift
 
     def mean(self) -> float:
         return (self.low + self.high) / 2 + self.shift
@@ -110,7 +116,7 @@ class Exponential:
         return data
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return rng.exponential(self.mean_s, n) + self.shift
+        return portable.exponentials(rng, self.mean_s, n) + self.shift
 
     def mean(self) -> float:
         return self.mean_s + self.shift
@@ -124,12 +130,31 @@ class Exponential:
 
 
 def _rate(value: Any) -> float:
+    from capsim.schema import MAX_RATE, MIN_RATE, echo
     from capsim.units import parse_rate
 
     rate = parse_rate(value)
-    if not rate > 0:
-        raise ValueError(f"rate must be greater than zero, got {value!r}")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ValueError(
+            f"rate must be between {MIN_RATE:g} and {MAX_RATE:g} per second, got {echo(value)}"
+        )
     return rate
+
+
+def _sigma(value: float) -> float:
+    # The largest normal draw (8.6, from U = 2**-53) keeps exp(10 * Z) finite.
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    if value > 10:
+        raise ValueError(f"must be at most 10 (larger draws overflow), got {value!r}")
+    return value
+
+
+def _alpha(value: float) -> float:
+    # xm / U ** (1 / alpha) stays finite for the smallest U, 2**-53, when alpha >= 0.1.
+    if not value >= 0.1:
+        raise ValueError(f"must be at least 0.1 (smaller draws overflow), got {value!r}")
+    return value
 
 
 @spec
@@ -137,15 +162,15 @@ class Lognormal:
     """``median * exp(sigma * Z)`` with Z standard normal (plus ``shift``)."""
 
     median: PositiveDuration
-    sigma: Annotated[FiniteFloat, Field(ge=0)]
+    sigma: Annotated[FiniteFloat, AfterValidator(_sigma)]
     shift: NonNegativeDuration = 0.0
     dist: Literal["lognormal"] = Field(default="lognormal", repr=False)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return self.median * np.exp(self.sigma * rng.standard_normal(n)) + self.shift
+        return self.median * portable.exp(self.sigma * portable.normals(rng, n)) + self.shift
 
     def mean(self) -> float:
-        return self.median * math.exp(self.sigma**2 / 2) + self.shift
+        return self.median * float(portable.exp(self.sigma * self.sigma / 2)) + self.shift
 
 
 @spec
@@ -153,13 +178,13 @@ class Pareto:
     """Pareto with scale ``xm`` and shape ``alpha``: ``xm / U ** (1 / alpha)`` (plus ``shift``)."""
 
     xm: PositiveDuration
-    alpha: Annotated[FiniteFloat, Field(gt=0)]
+    alpha: Annotated[FiniteFloat, AfterValidator(_alpha)]
     shift: NonNegativeDuration = 0.0
     dist: Literal["pareto"] = Field(default="pareto", repr=False)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        u = 1.0 - rng.random(n)  # in (0, 1], so no division by zero
-        return self.xm / u ** (1.0 / self.alpha) + self.shift
+        u = portable.open_uniforms(rng, n)  # in (0, 1], so no division by zero
+        return self.xm * portable.exp(-portable.log(u) / self.alpha) + self.shift
 
     def mean(self) -> float:
         if self.alpha <= 1:
@@ -214,8 +239,7 @@ class Mixture:
         return self
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        weights = np.array([w for w, _ in self.components])
-        choice = rng.choice(len(self.components), size=n, p=weights / weights.sum())
+        choice = choose(self._cdf(), portable.uniforms(rng, n))
         out = np.empty(n)
         for i, (_, component) in enumerate(self.components):
             mask = choice == i
@@ -226,6 +250,9 @@ class Mixture:
 
     def mean(self) -> float:
         return sum(w * c.mean() for w, c in self.components) + self.shift
+
+    def _cdf(self) -> list[float]:
+        return cumulative([w for w, _ in self.components])
 
     def _to_data(self) -> dict:
         return {
@@ -257,6 +284,23 @@ DISTRIBUTIONS: dict[str, type] = {
 from pydantic.dataclasses import rebuild_dataclass  # noqa: E402
 
 rebuild_dataclass(Mixture)
+
+
+def cumulative(weights: list[float]) -> list[float]:
+    """Cumulative sums of ``weights`` divided by their total, added left to right in Python
+    (so the same on every machine); the last is exactly 1."""
+    out, total = [], 0.0
+    for w in weights:
+        total += float(w)
+        out.append(total)
+    return [c / total for c in out[:-1]] + [1.0]
+
+
+def choose(cdf, u: np.ndarray) -> np.ndarray:
+    """Indices drawn by inversion: for each uniform ``u``, the first ``i`` with
+    ``u < cdf[i]``."""
+    index = np.searchsorted(np.asarray(cdf, dtype=np.float64), u, side="right")
+    return np.minimum(index, len(cdf) - 1)
 
 
 def draws(dist: Any, rng: np.random.Generator, block: int = 4096) -> Iterator[float]:

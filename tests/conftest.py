@@ -58,6 +58,32 @@ def make_world(seed: int = 1, trace: bool = False, **overrides):
     return build(make_scenario(**overrides), seed, trace=trace)
 
 
+def applied_logs_disagree(world) -> list[tuple[int, str, str]]:
+    """(shard, a, b) for every two live replicas neither of whose applied logs is a prefix
+    of the other's: they applied different commands at some position."""
+    bad = []
+    for shard, group in enumerate(world.placement.replicas):
+        logs = {}
+        for cid in group:
+            node = world.cluster.node(cid, shard)
+            if node is not None:
+                logs[cid] = node.applied_log()
+        for a in logs:
+            for b in logs:
+                la, lb = logs[a], logs[b]
+                if a < b and la[: len(lb)] != lb[: len(la)]:
+                    bad.append((shard, a, b))
+    return bad
+
+
+def dispatchable_features() -> list[str]:
+    """The SIMD extensions above numpy's baseline that this machine has: naming them in
+    ``NPY_DISABLE_CPU_FEATURES`` makes numpy run as on a machine without them."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

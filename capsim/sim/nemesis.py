@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from capsim import portable
 from capsim.distributions import draws
 from capsim.faults import (
     ROLE_TARGETS,
@@ -467,14 +468,14 @@ class Nemesis:
             elif kind == "pause":
                 concrete = Pause(at=now, target=fault.target, duration=duration, shard=fault.shard)
             else:
-                offset = float(rng.uniform(-fault.max_clock_offset, fault.max_clock_offset))
+                offset = fault.max_clock_offset * (2.0 * float(portable.uniforms(rng, 1)[0]) - 1.0)
                 concrete = ClockSkew(
                     at=now, target=fault.target, offset=offset, duration=duration, shard=fault.shard
                 )
             self._apply((i, state["instance"]), concrete, rng)
-            self.engine.call_in(float(rng.exponential(1.0 / fault.rate)), arrive)
+            self.engine.call_in(portable.exponential(rng, 1.0 / fault.rate), arrive)
 
-        self.engine.call_in(float(rng.exponential(1.0 / fault.rate)), arrive)
+        self.engine.call_in(portable.exponential(rng, 1.0 / fault.rate), arrive)
 
     def _churn(self, i: int, fault: Churn) -> None:
         targets = (
@@ -491,7 +492,7 @@ class Nemesis:
                 if self._stopped or self.engine.now >= until:
                     return
                 container = self.cluster.by_id[cid]
-                repair = float(rng.exponential(fault.mttr))
+                repair = portable.exponential(rng, fault.mttr)
                 if container.up:
                     state["instance"] += 1
                     self._apply(
@@ -499,9 +500,9 @@ class Nemesis:
                         Crash(at=self.engine.now, target=cid, duration=repair),
                     )
                 up_again = repair + container.image.startup
-                self.engine.call_in(up_again + float(rng.exponential(fault.mttf)), fail)
+                self.engine.call_in(up_again + portable.exponential(rng, fault.mttf), fail)
 
-            self.engine.call_in(float(rng.exponential(fault.mttf)), fail)
+            self.engine.call_in(portable.exponential(rng, fault.mttf), fail)
 
     # -- the final phase -------------------------------------------------------------------
 
