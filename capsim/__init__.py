@@ -12,7 +12,7 @@ availability, latency, lost writes, and more.
     class MyPolicy(capsim.Node): ...  # the extension point
 """
 
-from capsim.errors import CapsimError, ScenarioError  # noqa: E402
+from capsim.errors import CapsimError, PolicyError, ScenarioError  # noqa: E402
 from capsim.history import History  # noqa: E402
 from capsim.runner import Result, run  # noqa: E402
 from capsim.scenario import Scenario, load_scenario  # noqa: E402
@@ -26,6 +26,7 @@ __all__ = [
     "History",
     "Message",
     "Node",
+    "PolicyError",
     "Request",
     "Result",
     "Scenario",

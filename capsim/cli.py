@@ -2,7 +2,9 @@
 
 Every command has ``--help``. Errors a user can cause (a missing or malformed file, an
 unknown name, a nonsensical value) print one line, ``capsim: error: ...``, and exit with
-status 2; a Python traceback means a bug in capsim.
+status 2. A policy that fails during a run prints one report (time, container, shard,
+what it was handling, its own frames) and exits with status 1. A Python traceback means
+a bug in capsim.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from capsim.errors import CapsimError
+from capsim.errors import CapsimError, PolicyError
 
 __all__ = ["main"]
 
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except CapsimError as exc:
-        print(f"capsim: error: {exc}", file=sys.stderr)
+        print(f"capsim: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("capsim: interrupted", file=sys.stderr)
@@ -77,7 +79,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         default=None,
         help="write summary.json, history.jsonl, timeseries.csv, faults.jsonl, "
-        "scenario.resolved.yaml and versions.json to DIR (replaced as a whole)",
+        "scenario.resolved.yaml, versions.json, node.log and lost_writes.jsonl to DIR, "
+        "all at once; an existing DIR is replaced only if capsim wrote it",
+    )
+    run.add_argument(
+        "--replace",
+        action="store_true",
+        help="let --out replace an existing folder that capsim did not write",
+    )
+    run.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="run even if the scenario is estimated to need more than 20 million "
+        "operations, 8 GB of memory or 2 billion events (refused by default)",
+    )
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress lines on stderr (shown for runs longer than a few seconds)",
     )
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument(
@@ -243,7 +262,7 @@ def _load(path: str):
 
     scenario = load_scenario(path)
     try:
-        prepare(scenario)
+        prepare(scenario, allow_large=True)
     except CapsimError as exc:
         if hasattr(exc, "with_source"):
             raise exc.with_source(path) from None
@@ -254,17 +273,41 @@ def _load(path: str):
 def _cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from capsim.runner import run
+    from capsim.runner import check_output, check_size, run
 
     scenario = _load(args.scenario)
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise CapsimError(f"--out {args.out}: exists and is not a folder")
-    result = run(scenario, seed=args.seed, trace=args.trace)
-    if args.out is not None:
+    if not args.allow_large:
         try:
-            result.write(args.out)
+            check_size(scenario)
+        except CapsimError as exc:
+            raise exc.with_source(args.scenario) from None
+    if args.out is not None:
+        check_output(Path(args.out), replace=args.replace)
+    watcher = None if args.quiet else _Progress(scenario)
+    try:
+        result = run(
+            scenario,
+            seed=args.seed,
+            trace=args.trace,
+            allow_large=True,
+            progress=watcher.watch if watcher else None,
+        )
+        failure = None
+    except PolicyError as exc:
+        result, failure = exc.result, exc
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    if args.out is not None and result is not None:
+        try:
+            result.write(args.out, replace=args.replace)
         except OSError as exc:
             raise CapsimError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
+    if failure is not None:
+        print(failure.report(), file=sys.stderr)
+        if args.out is not None:
+            print(f"capsim: the run up to the failure is in {args.out}/", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result.summary, indent=2, allow_nan=False))
     else:
@@ -272,14 +315,70 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Progress:
+    """Progress on stderr for long runs: simulated time and events every few seconds,
+    read from the running world by a thread (so a run stuck at one instant still shows
+    its events growing). Silent for runs that finish within ``QUIET_S``."""
+
+    QUIET_S = 3.0
+    EVERY_S = 2.0
+
+    def __init__(self, scenario) -> None:
+        import threading
+
+        self.total = scenario.duration + scenario.settle + 2 * scenario.workload.timeout
+        self.done = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.tty = sys.stderr.isatty()
+        self.printed = False
+
+    def watch(self, world) -> None:
+        import threading
+
+        self.thread = threading.Thread(target=self._loop, args=(world,), daemon=True)
+        self.thread.start()
+
+    def _loop(self, world) -> None:
+        if self.done.wait(self.QUIET_S):
+            return
+        while True:
+            now = world.engine.now
+            line = (
+                f"capsim: simulated {now:,.3f} of about {self.total:,.3f} s "
+                f"({100 * min(now / self.total, 1):.0f}%), {world.events:,} events; "
+                "Ctrl-C stops the run and writes nothing"
+            )
+            print(
+                ("\r" if self.tty else "") + line,
+                end="" if self.tty else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.printed = True
+            if self.done.wait(self.EVERY_S if self.tty else 5 * self.EVERY_S):
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+        if self.printed and self.tty:
+            print(file=sys.stderr)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from capsim.runner import LIMITS, describe_size, estimate
+
     scenario = _load(args.scenario)
     cluster = scenario.cluster
+    size = estimate(scenario)
+    large = any(size[name] > limit for name, limit in LIMITS.items())
     print(
         f"{args.scenario}: valid: '{scenario.name}', {cluster.containers} containers in "
         f"{len(cluster.zones)} zones, {cluster.shards} shard(s) x {cluster.rf} replicas, "
         f"policy {scenario.policy.name}, {scenario.workload.kind} workload, "
-        f"{len(scenario.faults)} fault(s), {scenario.duration:g} s"
+        f"{len(scenario.faults)} fault(s), {scenario.duration:g} s; about "
+        f"{describe_size(size)}" + ("; too large to run without --allow-large" if large else "")
     )
     return 0
 
@@ -313,11 +412,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.is_dir():
         raise CapsimError(f"{out}: is a folder, not a file")
-    folder = out.resolve().parent
+    if out.exists() and not out.is_file():
+        raise CapsimError(
+            f"{out}: is not a regular file (a device, a pipe, ...); refusing to replace it"
+        )
+    folder = out.absolute().parent
     if not folder.is_dir():
         raise CapsimError(f"{out}: the folder {folder} does not exist")
     handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=folder)
     os.close(handle)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)  # as if created by open(), not mkstemp's 0600
     try:
         try:
             count = convert(args.input, tmp, to=args.to, fmt=args.fmt, key=args.key)
@@ -374,6 +480,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(text: str, limit: int = 600) -> str:
+    """An error message as one line of bounded length (a message may quote input)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
@@ -384,11 +496,13 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = Console(highlight=False)
     console.print(
-        f"[bold]{summary['scenario']}[/bold]  policy [bold]{summary['policy']}[/bold]  "
+        f"[bold]{escape(str(summary['scenario']))}[/bold]  "
+        f"policy [bold]{escape(str(summary['policy']))}[/bold]  "
         f"seed {summary['seed']}  simulated {summary['sim_time_s']:g} s  "
         f"wall {summary['perf']['wall_s']:.2f} s"
     )
@@ -426,6 +540,11 @@ def _print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
         table.add_row(name, *(_fmt(row.get(k), 3) for k in ("p50", "p90", "p99", "p999")))
     console.print(table)
 
+    console.print(_consistency_table(summary))
+    witness = summary["consistency"].get("witness")
+    if witness:
+        console.print(escape(_describe_witness(witness)), soft_wrap=True)
+
     durability = summary["durability"]
     messages = summary["messages"]
     table = Table(title="Durability and messages")
@@ -435,15 +554,69 @@ def _print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
     lost = durability["lost_writes"]
     table.add_row("lost writes", "n/a (set workload only)" if lost is None else _fmt(lost))
     table.add_row("messages sent", _fmt(messages["sent"]))
-    table.add_row("messages delivered", _fmt(messages["delivered"]))
+    table.add_row("messages per operation (main phase)", _fmt(messages["per_op"], 2))
     table.add_row("messages dropped", _fmt(messages["dropped"]))
     table.add_row("messages duplicated", _fmt(messages["duplicated"]))
     console.print(table)
+    if durability.get("lost"):
+        shown = ", ".join(f"{k}:{e}" for k, e in durability["lost"])
+        more = lost - len(durability["lost"])
+        console.print(
+            "lost: " + escape(shown) + (f" and {more} more (see lost_writes.jsonl)" if more else "")
+        )
     faults = summary["faults"]
     console.print(f"faults applied: {faults['applied']}, skipped: {faults['skipped']}")
     console.print(f"trace digest: {summary['trace_digest']}")
     if out_dir:
-        console.print(f"wrote {out_dir}/")
+        console.print(f"wrote {escape(out_dir)}/")
+
+
+def _consistency_table(summary: dict[str, Any]):
+    """The C of CAP: linearizability, staleness, session guarantees, convergence."""
+    from rich.table import Table
+
+    consistency = summary["consistency"]
+    staleness = summary["staleness"]
+    sessions = summary["sessions"]
+    verdict = {True: "yes", False: "NO", None: "unknown"}[consistency["linearizable"]]
+    if consistency["check"] == "skipped":
+        verdict = f"not checked ({consistency.get('reason', 'skipped')})"
+    elif consistency["check"] == "unknown":
+        verdict = f"unknown (step budget ran out after {consistency['steps']:,} steps)"
+    elif consistency["linearizable"] is False:
+        keys = ", ".join(consistency["failing_keys"])
+        verdict = f"NO: {consistency['violations']} key(s) fail ({keys})"
+    table = Table(title="Consistency")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("linearizable", verdict)
+    table.add_row("stale reads (fraction of ok reads)", _fmt(staleness["stale_read_fraction"]))
+    table.add_row(
+        "versions behind: mean / max",
+        f"{_fmt(staleness['k_mean'], 3)} / {_fmt(staleness['k_max'])}",
+    )
+    table.add_row(
+        "time behind: mean / p99 (ms)",
+        f"{_fmt(staleness['t_mean_ms'], 3)} / {_fmt(staleness['t_p99_ms'], 3)}",
+    )
+    table.add_row("read-your-writes violations", _fmt(sessions["read_your_writes"]))
+    table.add_row("monotonic-read violations", _fmt(sessions["monotonic_reads"]))
+    convergence = summary["convergence_s"]
+    table.add_row(
+        "converged after the final heal",
+        f"in {convergence:g} s" if convergence is not None else "never (or not measurable)",
+    )
+    divergent = summary["final"].get("divergent_keys")
+    if divergent is not None:
+        table.add_row("keys whose replicas disagree at the end", str(divergent))
+    return table
+
+
+def _describe_witness(witness: dict[str, Any]) -> str:
+    """The checker's short failing sub-history, one operation per line."""
+    from capsim.checkers import format_violation
+
+    return format_violation(witness)
 
 
 if __name__ == "__main__":

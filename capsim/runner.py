@@ -5,6 +5,10 @@ operations and the nemesis applies faults. Then the final phase heals every faul
 (partitions end, crashed containers restart), waits ``settle`` and reads every key from
 every container; those reads are reported apart. The run ends when the last final read
 has completed or timed out.
+
+If the policy raises (see :class:`~capsim.errors.PolicyError`), the run stops there and
+is measured up to that instant; :func:`run` raises the error with that partial result
+attached, so the history so far can still be written and studied.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,9 @@ import numpy as np
 import simpy
 
 from capsim import metrics
+from capsim.errors import CapsimError, PolicyError, ScenarioError
 from capsim.history import History
+from capsim.metrics.durability import LOST_LISTED
 from capsim.policies import policy_params, resolve_policy
 from capsim.scenario import Scenario, dump_scenario
 from capsim.sim.cluster import Cluster
@@ -36,7 +43,18 @@ from capsim.sim.node import Node
 from capsim.sim.workload import Workload
 from capsim.topology import place
 
-__all__ = ["run", "build", "World", "Result", "prepare", "versions", "OUTPUT_FILES"]
+__all__ = [
+    "run",
+    "build",
+    "World",
+    "Result",
+    "prepare",
+    "versions",
+    "estimate",
+    "OUTPUT_FILES",
+    "OUTPUT_MARKER",
+    "OutputError",
+]
 
 #: How often, after the final heal, replicas are compared to measure convergence.
 CONVERGENCE_POLL_S = 0.01
@@ -48,7 +66,16 @@ OUTPUT_FILES = (
     "faults.jsonl",
     "scenario.resolved.yaml",
     "versions.json",
+    "node.log",
+    "lost_writes.jsonl",
 )
+#: The file that marks a folder as one capsim wrote, so that ``--out`` may replace it.
+OUTPUT_MARKER = ".capsim-output"
+_TMP_INFIX = ".capsim-tmp-"
+
+
+class OutputError(CapsimError):
+    """An output folder that cannot or must not be written."""
 
 
 def versions() -> dict[str, str]:
@@ -75,23 +102,37 @@ class Result:
     timeseries: list[dict[str, Any]]
     messages: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Lines policies wrote with ``Node.log``: (time, container, shard, text).
+    node_log: list[tuple[float, str, int, str]] = field(default_factory=list)
+    node_log_dropped: int = 0
+    #: Every lost write (the summary lists the first few).
+    lost_writes: list[list[Any]] = field(default_factory=list)
 
-    def write(self, out_dir: str | os.PathLike) -> Path:
+    def write(self, out_dir: str | os.PathLike, *, replace: bool = False) -> Path:
         """Write every output file to ``out_dir`` atomically: all of them or none.
 
-        The files are written to a temporary folder beside ``out_dir`` that then replaces
-        it, so an interrupted write never leaves a half-written result.
+        The files are written to a temporary folder beside ``out_dir`` that then takes its
+        place, so an interrupted write never leaves a half-written result. An existing
+        ``out_dir`` is replaced only if capsim wrote it (it holds ``.capsim-output``) or
+        ``replace`` is true, and only if it is a folder; anything else raises
+        :class:`OutputError`. Files and folders get the permissions the umask allows.
+        Temporary folders that a killed run left beside ``out_dir`` are removed.
         """
         out = Path(out_dir)
-        parent = out.resolve().parent
+        check_output(out, replace=replace)
+        parent = out.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        _remove_stale_temporaries(parent, out.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP_INFIX}{os.getpid()}-", dir=parent))
         try:
+            os.chmod(tmp, 0o777 & ~_umask())
             self._write_files(tmp)
-            if out.exists():
-                if not out.is_dir():
-                    raise FileExistsError(f"{out} exists and is not a folder")
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            (tmp / OUTPUT_MARKER).write_text(
+                "written by capsim run; `capsim run --out` may replace this folder\n",
+                encoding="utf-8",
+            )
+            if out.is_dir() and not out.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP_INFIX}old-", dir=parent))
                 old.rmdir()
                 out.rename(old)
                 tmp.rename(out)
@@ -132,10 +173,83 @@ class Result:
         (folder / "versions.json").write_text(
             json.dumps(self.summary["versions"], indent=2) + "\n", encoding="utf-8"
         )
+        with open(folder / "node.log", "w", encoding="utf-8") as handle:
+            for time_s, container, shard, text in self.node_log:
+                handle.write(f"{time_s:.6f} {container} shard {shard}: {text}\n")
+            if self.node_log_dropped:
+                handle.write(f"... {self.node_log_dropped} more lines not kept\n")
+        with open(folder / "lost_writes.jsonl", "w", encoding="utf-8") as handle:
+            for key, element in self.lost_writes:
+                handle.write(json.dumps({"key": key, "element": element}) + "\n")
         if self.messages is not None:
             with open(folder / "messages.jsonl", "w", encoding="utf-8") as handle:
                 for record in self.messages:
                     handle.write(json.dumps(record, allow_nan=False) + "\n")
+
+
+def check_output(out: Path, *, replace: bool = False) -> None:
+    """Raise :class:`OutputError` unless ``out`` may be written: absent, or a folder capsim
+    wrote (or any folder, with ``replace``), never a file, a device, the working folder
+    or one of its parents."""
+    if not out.exists() and not out.is_symlink():
+        # Fail before a long run, not after it: the folder must be creatable.
+        ancestor = out.absolute().parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise OutputError(f"--out {out}: cannot create it: {ancestor} is not a folder")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise OutputError(f"--out {out}: cannot create it: {ancestor} is not writable")
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder; refusing to replace it")
+    here = Path.cwd().resolve()
+    target = out.resolve()
+    if target == here or target in here.parents:
+        raise OutputError(f"--out {out}: is the working folder or one of its parents")
+    if not os.access(out.absolute().parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"--out {out}: cannot replace it: {out.absolute().parent} is not writable"
+        )
+    if not (out / OUTPUT_MARKER).is_file() and not replace:
+        raise OutputError(
+            f"--out {out}: exists and was not written by capsim; "
+            "remove it, choose another folder, or pass --replace"
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temporaries(parent: Path, name: str) -> None:
+    """Remove temporary folders a killed run left beside ``parent / name``."""
+    prefix = f".{name}{_TMP_INFIX}"
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir() or entry.is_symlink():
+            continue
+        owner = entry.name[len(prefix) :].split("-", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue  # another run is writing it right now
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 @dataclass
@@ -147,39 +261,143 @@ class Prepared:
     params: dict[str, Any]
 
 
-def prepare(scenario: Scenario) -> Prepared:
-    """Resolve the policy and validate its parameters for every image; raises
-    :class:`~capsim.errors.ScenarioError` before anything runs."""
+def prepare(scenario: Scenario, *, allow_large: bool = False) -> Prepared:
+    """Resolve the policy, validate its parameters for every image and check the run's
+    size; raises :class:`~capsim.errors.ScenarioError` before anything runs.
+
+    A run :func:`estimate` finds larger than ``LIMITS`` is refused unless ``allow_large``.
+    """
     policy = resolve_policy(scenario.policy)
     params = {}
     for i, image in enumerate(scenario.images):
         merged = {**scenario.policy.params, **image.params}
         field_name = f"images[{i}].params" if image.params else "policy.params"
         params[image.ref] = policy_params(policy, merged, field=field_name)
+    if not allow_large:
+        check_size(scenario)
     return Prepared(scenario, policy, params)
 
 
-def run(scenario: Scenario, seed: int | None = None, *, trace: bool = False) -> Result:
+#: Above any of these estimates a run is refused unless asked for (``--allow-large``).
+LIMITS = {"operations": 20_000_000, "memory_bytes": 8e9, "events": 2e9}
+# Rough costs behind the estimates, measured on the bench scenario (see README).
+_BYTES_PER_OP = 900  # history, pairing and metrics at their peak
+_EVENTS_PER_OP = 12  # messages and timers of a replicated operation
+_WAKEUPS_PER_REPLICA_S = 20  # heartbeats and retries of an idle replica
+_EVENTS_PER_WALL_S = 250_000
+
+
+def estimate(scenario: Scenario) -> dict[str, float]:
+    """The size of a run, estimated from the scenario alone (nothing is built):
+    client ``operations`` in the main phase, ``final_reads``, simulation ``events``,
+    peak ``memory_bytes`` and ``wall_s`` on a machine like the project's. Rough (a
+    policy's own message pattern is unknown), but enough to tell a mistake from a run."""
+    cluster, workload = scenario.cluster, scenario.workload
+    if workload.clients is not None:
+        clients = sum(g.count for g in workload.clients)
+    else:
+        clients = workload.clients_per_zone * min(len(cluster.zones), cluster.containers)
+    active = max(scenario.duration - workload.start, 0.0)
+    if workload.mode == "open":
+        operations = clients * workload.rate * active
+    else:
+        per_op = max(workload.think_time, 0.001)  # a closed loop waits at least a round trip
+        operations = clients * workload.processes * active / per_op
+    final_reads = workload.keys * cluster.containers if scenario.final_reads else 0
+    replicas = cluster.shards * cluster.rf
+    run_s = scenario.duration + scenario.settle + 2 * workload.timeout
+    events = (operations + final_reads) * _EVENTS_PER_OP + replicas * _WAKEUPS_PER_REPLICA_S * run_s
+    memory = (
+        (operations + final_reads) * _BYTES_PER_OP
+        + 3 * 8 * cluster.containers**2  # reachability, link faults and link classes
+        + 2_000 * replicas
+        + 200 * workload.keys
+    )
+    return {
+        "operations": float(operations),
+        "final_reads": float(final_reads),
+        "events": float(events),
+        "memory_bytes": float(memory),
+        "wall_s": float(events) / _EVENTS_PER_WALL_S,
+    }
+
+
+def check_size(scenario: Scenario) -> None:
+    """Raise :class:`~capsim.errors.ScenarioError` if :func:`estimate` exceeds ``LIMITS``."""
+    size = estimate(scenario)
+    over = [name for name, limit in LIMITS.items() if size[name] > limit]
+    if over:
+        raise ScenarioError(
+            f"too large to run by default: about {describe_size(size)} (estimated); "
+            "pass --allow-large to run it anyway (capsim.run(..., allow_large=True))"
+        )
+
+
+def describe_size(size: dict[str, float]) -> str:
+    """``estimate``'s figures for a person: operations, memory and wall time."""
+    wall = size["wall_s"]
+    when = (
+        f"{wall:.0f} s"
+        if wall < 120
+        else f"{wall / 60:.0f} min"
+        if wall < 7200
+        else f"{wall / 3600:.0f} h"
+        if wall < 172800
+        else f"{wall / 86400:.0f} days"
+    )
+    return (
+        f"{size['operations']:,.0f} operations, {size['memory_bytes'] / 1e9:,.1f} GB of "
+        f"memory and {when} of wall time"
+    )
+
+
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    trace: bool = False,
+    allow_large: bool = False,
+    progress: Callable[[World], None] | None = None,
+) -> Result:
     """Run ``scenario`` with ``seed`` (default: the scenario's) and measure it.
 
     Same scenario and seed give the same result, byte for byte, apart from ``perf``.
-    With ``trace`` every message is recorded for ``messages.jsonl``.
+    With ``trace`` every message is recorded for ``messages.jsonl``. A run estimated to
+    be enormous is refused unless ``allow_large`` (see :func:`estimate`). ``progress``, if
+    given, is called once with the built world before it runs, so that a caller can watch
+    ``world.engine.now`` and ``world.events`` from another thread (as ``capsim run`` does
+    to show progress).
+
+    Raises :class:`~capsim.errors.PolicyError` if the policy fails; its ``result`` holds
+    the run measured up to the failure.
     """
-    world = build(scenario, seed, trace=trace)
+    world = build(scenario, seed, trace=trace, allow_large=allow_large)
+    if progress is not None:
+        progress(world)
     started = time.perf_counter()
     world.run()
     digest = world.digest()
     wall = time.perf_counter() - started
-    return world.result(digest, wall)
+    result = world.result(digest, wall)
+    if world.failure is not None:
+        world.failure.result = result
+        raise world.failure
+    return result
 
 
-def build(scenario: Scenario, seed: int | None = None, *, trace: bool = False) -> World:
+def build(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    trace: bool = False,
+    allow_large: bool = False,
+) -> World:
     """Build the simulated world of ``scenario`` without running it.
 
     For tests and exploration: step it with ``world.engine.run(until)``, reach replicas
     with ``world.cluster.node(id, shard)``, then ``world.run()`` runs both phases.
     """
-    prepared = prepare(scenario)
+    prepared = prepare(scenario, allow_large=allow_large)
     seed = scenario.seed if seed is None else int(seed)
     return World(prepared, seed, trace)
 
@@ -216,6 +434,8 @@ class World:
         self.end = 0.0
         self.started = False
         self.convergence_s: float | None = None
+        self.failure: PolicyError | None = None
+        self.main_messages: int | None = None  # messages sent in the main phase
 
     def start(self) -> None:
         """Boot the cluster and schedule the faults and the workload (once)."""
@@ -227,10 +447,22 @@ class World:
         self.workload.start()
 
     def run(self) -> None:
-        """Run the main phase, then the final phase (heal, settle, final reads)."""
+        """Run the main phase, then the final phase (heal, settle, final reads).
+
+        If the policy raises, the run stops at that instant: ``failure`` holds the
+        :class:`~capsim.errors.PolicyError` and ``end`` the time it happened.
+        """
+        try:
+            self._run_phases()
+        except PolicyError as exc:
+            self.failure = exc
+            self.end = self.engine.now
+
+    def _run_phases(self) -> None:
         scenario, engine = self.scenario, self.engine
         self.start()
         engine.run(scenario.duration)
+        self.main_messages = self.network.sent
         self.nemesis.heal_everything()
         if self.cluster.policy.value_of is not Node.value_of:
             self._poll_convergence(scenario.duration)
@@ -291,7 +523,12 @@ class World:
         )
         messages = self.network.counters()
         total = measured["ops"]["total"]
-        messages["per_op"] = round(messages["sent"] / total, 6) if total else None
+        main_sent = self.network.sent if self.main_messages is None else self.main_messages
+        messages["main_phase"] = main_sent
+        messages["per_op"] = round(main_sent / total, 6) if total else None
+        durability = measured["durability"]
+        lost = durability["lost"] or []
+        durability["lost"] = None if durability["lost"] is None else lost[:LOST_LISTED]
         summary: dict[str, Any] = {
             "scenario": scenario.name,
             "seed": self.seed,
@@ -302,7 +539,7 @@ class World:
             "latency_ms": measured["latency_ms"],
             "staleness": measured["staleness"],
             "sessions": measured["sessions"],
-            "durability": measured["durability"],
+            "durability": durability,
             "consistency": metrics.consistency(
                 ops,
                 scenario.workload.kind,
@@ -311,7 +548,7 @@ class World:
                 max_steps=scenario.check.max_steps,
             ),
             "convergence_s": self.convergence_s,
-            "final": measured["final"],
+            "final": {**measured["final"], "divergent_keys": self.divergent_keys()},
             "messages": messages,
             "faults": {
                 "applied": sum(
@@ -328,6 +565,8 @@ class World:
             "trace_digest": digest,
             "versions": versions(),
         }
+        if self.failure is not None:
+            summary["failure"] = self.failure.to_json()
         summary = metrics.clean(summary)
         return Result(
             scenario=scenario,
@@ -337,4 +576,25 @@ class World:
             faults=self.nemesis.records,
             timeseries=metrics.timeseries(ops),
             messages=self.network.trace_records() if self.trace else None,
+            node_log=self.engine.log_lines,
+            node_log_dropped=self.engine.log_dropped,
+            lost_writes=lost,
         )
+
+    def divergent_keys(self) -> int | None:
+        """Keys whose replicas hold different values at the end of the run, read through
+        introspection (``value_of``) of every replica of each key's shard; ``None`` if
+        the policy does not implement ``value_of``, or a replica is down."""
+        if self.cluster.policy.value_of is Node.value_of:
+            return None
+        count = 0
+        for key, shard in zip(self.workload.keys, self.workload.key_shard, strict=True):
+            values = []
+            for cid in self.placement.replicas[shard]:
+                node = self.cluster.node(cid, shard)
+                if node is None:
+                    return None
+                values.append(node.value_of(key)[0])
+            if any(v != values[0] for v in values[1:]):
+                count += 1
+        return count

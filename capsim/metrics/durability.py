@@ -9,7 +9,10 @@ import numpy as np
 from capsim.history import ADD, OK, READ, Operations
 from capsim.metrics.availability import UPDATES
 
-__all__ = ["durability"]
+__all__ = ["durability", "LOST_LISTED"]
+
+#: Lost writes listed in a run's summary; the rest are counted, and written to a file.
+LOST_LISTED = 20
 
 
 def durability(ops: Operations, workload: str) -> dict[str, Any]:
@@ -18,8 +21,9 @@ def durability(ops: Operations, workload: str) -> dict[str, Any]:
     ``acknowledged_writes``: updates (write, cas, add) of the main phase that completed
     ``ok``. ``lost_writes`` (set workload only, else ``None``): acknowledged adds whose
     element is absent from every ``ok`` final read of its key; ``lost`` lists them as
-    ``[key, element]``. ``unchecked_writes``: acknowledged adds to keys that no final read
-    returned, so that whether they were lost is unknown.
+    ``[key, element]`` in key order (a run's summary keeps the first ``LOST_LISTED``, and
+    ``--out`` writes every one to ``lost_writes.jsonl``). ``unchecked_writes``: acknowledged
+    adds to keys that no final read returned, so that whether they were lost is unknown.
     """
     main = ~ops.final
     acked = main & (ops.type == OK) & np.isin(ops.f, UPDATES)

@@ -28,7 +28,7 @@ from capsim.distributions import Constant, draws
 from capsim.scenario import Image, Scenario
 from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
-from capsim.sim.node import Node, Timer
+from capsim.sim.node import Node, Runtime, Timer, bind
 from capsim.sim.storage import Disk, Durable
 from capsim.topology import Placement
 
@@ -52,6 +52,7 @@ class Container:
         self.paused = False
         self.incarnation = 0
         self.replicas: dict[int, Node] = {}
+        self.runtimes: dict[int, Runtime] = {}
         self.durables: dict[int, Durable] = {}
         self.deferred: list[Any] = []  # what came due while paused, in order
         # Service: None means zero service time (handled on arrival).
@@ -98,9 +99,9 @@ class Container:
         """A message arrived: handle it now, or queue it if busy or paused."""
         if self._service is None and not self.paused:
             # _handle, inlined: this is every message's path with zero service time.
-            node = self.replicas.get(msg.shard)
-            if node is not None:
-                node._dispatch(msg)
+            rt = self.runtimes.get(msg.shard)
+            if rt is not None:
+                rt.dispatch(msg)
             else:
                 self._handle(msg)
         elif self.paused:
@@ -113,9 +114,9 @@ class Container:
             self._serve(self.engine.env._now, msg)
 
     def _handle(self, msg: Message) -> None:
-        node = self.replicas.get(msg.shard)
-        if node is not None:
-            node._dispatch(msg)
+        rt = self.runtimes.get(msg.shard)
+        if rt is not None:
+            rt.dispatch(msg)
         elif msg.kind == CLIENT:
             # No replica of that shard lives here: say so, the client will try another.
             _refuse(self, msg, "wrong-shard")
@@ -156,8 +157,8 @@ class Container:
             if self.paused or not self.up:
                 break  # paused or crashed again by something handled here
             if isinstance(item, Timer):
-                if not item.cancelled and item.node._alive:
-                    item.fn(*item.args)
+                if not item.cancelled and item.rt.alive:
+                    item.rt.call(item.fn, item.args, item)
             elif isinstance(item, tuple):
                 self._served(item[1], self.incarnation)
             else:
@@ -204,6 +205,7 @@ class Cluster:
         self.scenario = scenario
         self.placement = placement
         self.policy = policy
+        self.policy_name = scenario.policy.name
         self.params_for = params_for
         image = scenario.image()
         spec = scenario.cluster
@@ -249,7 +251,8 @@ class Cluster:
         started = []
         for shard in sorted(container.durables):
             node = self.policy()
-            node._bind(
+            rt = bind(
+                node,
                 container=container,
                 shard=shard,
                 peers=self.placement.replicas[shard],
@@ -259,11 +262,13 @@ class Cluster:
                 net=self.network,
                 engine=self.engine,
                 containers=self.by_id,
+                policy=self.policy_name,
             )
             container.replicas[shard] = node
-            started.append(node)
-        for node in started:
-            node.on_start()
+            container.runtimes[shard] = rt
+            started.append(rt)
+        for rt in started:
+            rt.start()
 
     def crash(self, cid: str) -> bool:
         """Crash container ``cid`` now; returns False if it was already down."""
@@ -277,9 +282,10 @@ class Cluster:
         container.queue.clear()
         container.busy = False
         container.incarnation += 1
-        for node in container.replicas.values():
-            node._alive = False
+        for rt in container.runtimes.values():
+            rt.alive = False
         container.replicas = {}
+        container.runtimes = {}
         for durable in container.durables.values():
             durable.lose_unsynced()
         return True

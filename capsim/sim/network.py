@@ -22,9 +22,10 @@ Loss and duplication apply to messages between two containers, including a clien
 request forwarded from its home container to another; the client leg itself (a client
 and its home container) is reliable. With ``fifo`` each ordered pair of containers
 behaves like a TCP connection: a message never arrives before one sent earlier on the
-same pair. Without it, messages reorder as
-their latencies vary. Counters: ``sent``, ``delivered``, ``dropped`` (with reasons) and
-``duplicated`` (extra copies delivered or dropped).
+same pair, whatever delays it (its latency draw, a link fault's extra latency, waiting
+for bandwidth), and clients' requests and replies crossing the pair share the channel.
+Without it, messages reorder as their latencies vary. Counters: ``sent``, ``delivered``,
+``dropped`` (with reasons) and ``duplicated`` (extra copies delivered or dropped).
 
 Link faults degrade ordered pairs while in force: extra latency added to each message's
 draw, loss (dropped with reason ``link``) and duplication, each fault with its own
@@ -68,7 +69,9 @@ class Message:
     Policies read ``src``, ``dst`` (container ids), ``kind`` (a short string such as
     ``"write"`` or ``"ack"``, which also selects the latency distribution), ``body``
     (anything; treat it as immutable once sent), ``id`` (unique in the run), ``reply_to``
-    (the id of the message this answers, or ``None``) and ``sent_at`` (simulated seconds).
+    (the id of the message this answers, or ``None``) and ``sent_at``: the sender's clock
+    when it sent the message (so clock faults show in it, as a timestamp a real sender
+    writes would), ``None`` for a client's request.
     """
 
     __slots__ = (
@@ -80,12 +83,14 @@ class Message:
         "reply_to",
         "shard",
         "sent_at",
+        "_sent",
         "callbacks",
-        "_ok",
         "_src_c",
         "_dst_c",
         "_client",
     )
+
+    _ok = True  # read by SimPy's step: a message never fails
 
     def __repr__(self) -> str:
         return (
@@ -137,7 +142,6 @@ class Network:
         self.degraded_pairs = 0
         self._bandwidth = spec.bandwidth
         self._link_free: dict[int, float] = {}
-        self._delay = self._latency if spec.bandwidth is None else self._delay_with_bandwidth
         self.sent = 0
         self.delivered = 0
         self.duplicated = 0
@@ -150,6 +154,8 @@ class Network:
         self._queue = engine.env._queue
         self._eid = engine.env._eid
         self.scheduled = 0
+        self._deliver_cb = (self._deliver,)  # shared by every message (see engine.py)
+        self._update_slow()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -179,9 +185,14 @@ class Network:
         msg.id = self.sent  # ids count messages sent: 1, 2, 3, ...
         msg.reply_to = reply_to
         msg.shard = shard
-        env = self._env
-        now = env._now
-        msg.sent_at = now
+        now = self._env._now
+        msg._sent = now
+        if client is not None and kind == CLIENT:
+            msg.sent_at = None
+        elif src_c.clock_rate == 1.0:
+            msg.sent_at = src_c.clock_base + (now - src_c.clock_t0)
+        else:
+            msg.sent_at = src_c.clock_base + src_c.clock_rate * (now - src_c.clock_t0)
         msg._src_c = src_c
         msg._dst_c = dst_c
         msg._client = client
@@ -196,21 +207,31 @@ class Network:
         if lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
             self._drop(msg, "loss")
             return msg
-        delay = self._delay(msg, src_i, dst_i, now)
+        if client is None and kind != CLIENT:
+            # _latency's common case, inlined: one link's draw.
+            cls = self.link_class[src_i][dst_i]
+            sampler = self._samplers[cls].get(kind)
+            delay = next(sampler if sampler is not None else self._default[cls])
+        else:
+            delay = self._latency(msg, src_i, dst_i)
         copies = 0
-        if self.degraded_pairs:
-            effects = self.degraded[src_i][dst_i]
-            if effects:
-                for effect in effects:
-                    if effect.loss and next(effect.uniforms) < effect.loss:
-                        self._drop(msg, "link")
-                        return msg
-                    if effect.latency is not None:
-                        delay += next(effect.latency)
-                    if effect.duplicate and next(effect.uniforms) < effect.duplicate:
-                        copies += 1
-        msg.callbacks = [self._deliver]
-        msg._ok = True
+        if self._slow:
+            if self._bandwidth is not None and lossy:
+                delay += self._transmission(msg, src_i, dst_i, now)
+            if self.degraded_pairs:
+                effects = self.degraded[src_i][dst_i]
+                if effects:
+                    for effect in effects:
+                        if effect.loss and next(effect.uniforms) < effect.loss:
+                            self._drop(msg, "link")
+                            return msg
+                        if effect.latency is not None:
+                            delay += next(effect.latency)
+                        if effect.duplicate and next(effect.uniforms) < effect.duplicate:
+                            copies += 1
+            if self._fifo_last is not None and lossy:
+                delay = self._in_order(src_i, dst_i, now, delay)
+        msg.callbacks = self._deliver_cb
         self.scheduled += 1
         # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
         # on the hottest path; ties still break in scheduling order.
@@ -221,12 +242,11 @@ class Network:
             self._duplicate(msg)
         return msg
 
-    def _delay_with_bandwidth(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
-        if src_i != dst_i:
-            return self._transmission(msg, src_i, dst_i, now) + self._latency(
-                msg, src_i, dst_i, now
-            )
-        return self._latency(msg, src_i, dst_i, now)
+    def _update_slow(self) -> None:
+        """Note whether bandwidth, a link fault or FIFO channels may change a delay."""
+        self._slow = (
+            self._bandwidth is not None or self.degraded_pairs > 0 or self._fifo_last is not None
+        )
 
     def _transmission(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
         """Seconds until ``msg`` has left the link: waiting for it to be free, then size / bw."""
@@ -238,7 +258,8 @@ class Network:
         self._link_free[pair] = done
         return done - now
 
-    def _latency(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
+    def _latency(self, msg: Message, src_i: int, dst_i: int) -> float:
+        """One-way latency drawn for ``msg`` (the client leg, then the link if any)."""
         if msg._client is not None or msg.kind == CLIENT:
             # The client sits beside its home container: the client leg, then the link
             # from the home container to the node if they differ.
@@ -250,29 +271,38 @@ class Network:
             return delay
         cls = self.link_class[src_i][dst_i]
         sampler = self._samplers[cls].get(msg.kind)
-        delay = next(sampler if sampler is not None else self._default[cls])
-        if self._fifo_last is not None:
-            pair = src_i * 65536 + dst_i
-            arrival = now + delay
-            last = self._fifo_last.get(pair, 0.0)
-            if arrival < last:
-                arrival = last
-                delay = arrival - now
-            self._fifo_last[pair] = arrival
+        return next(sampler if sampler is not None else self._default[cls])
+
+    def _in_order(self, src_i: int, dst_i: int, now: float, delay: float) -> float:
+        """``delay``, lengthened if needed so that the message arrives no earlier than the
+        last one sent on the same ordered pair (FIFO), whatever delayed either."""
+        pair = src_i * 65536 + dst_i
+        arrival = now + delay
+        last = self._fifo_last.get(pair, 0.0)
+        if arrival < last:
+            arrival = last
+            delay = arrival - now
+        self._fifo_last[pair] = arrival
         return delay
 
     def _duplicate(self, msg: Message) -> None:
         copy = Message()
-        for slot in ("src", "dst", "kind", "body", "id", "reply_to", "shard", "sent_at"):
+        for slot in ("src", "dst", "kind", "body", "id", "reply_to", "shard", "sent_at", "_sent"):
             setattr(copy, slot, getattr(msg, slot))
         copy._src_c = msg._src_c
         copy._dst_c = msg._dst_c
         copy._client = msg._client
+        if msg.kind == CLIENT:
+            copy.body = msg.body._copy()  # each delivery of a request is answered once
         self.duplicated += 1
         now = self._env._now
-        delay = self._delay(copy, msg._src_c.idx, msg._dst_c.idx, now)
-        copy.callbacks = [self._deliver]
-        copy._ok = True
+        src_i, dst_i = msg._src_c.idx, msg._dst_c.idx
+        delay = self._latency(copy, src_i, dst_i)
+        if self._bandwidth is not None:
+            delay += self._transmission(copy, src_i, dst_i, now)
+        if self._fifo_last is not None:
+            delay = self._in_order(src_i, dst_i, now, delay)
+        copy.callbacks = self._deliver_cb
         self.scheduled += 1
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), copy))
 
@@ -320,7 +350,7 @@ class Network:
                 _json_safe(msg.body),
                 msg.reply_to,
                 msg.shard,
-                msg.sent_at,
+                msg._sent,
                 self._env._now,
                 outcome,
             )
@@ -353,6 +383,7 @@ class Network:
                 self.degraded_pairs += 1
             else:
                 effects.append(effect)
+        self._update_slow()
 
     def remove_link_effect(self, pairs: list[tuple[int, int]], effect: LinkEffect) -> None:
         """Undo :meth:`add_link_effect`."""
@@ -362,6 +393,7 @@ class Network:
             if not effects:
                 self.degraded[a][b] = None
                 self.degraded_pairs -= 1
+        self._update_slow()
 
     def counters(self) -> dict[str, Any]:
         """The message counters for the summary."""

@@ -12,10 +12,20 @@ of simulated time:
   :meth:`redirect`, now or later. Leave it unanswered and the client times out.
 
 To act, a node calls :meth:`send`, :meth:`broadcast`, :meth:`rpc` (request and response,
-with a timeout), :meth:`reply`, :meth:`set_timer`, :meth:`sync` and :meth:`now` (its own
-clock, which clock faults shift). Measurement and invariant checks read a replica without
-sending messages, through :attr:`role`, :attr:`term`, :meth:`value_of` and
-:meth:`applied_log`: keep them current and free of side effects.
+with a timeout), :meth:`reply`, :meth:`set_timer`, :meth:`sync`, :meth:`now` (its own
+clock, which clock faults shift) and :meth:`log` (a line in the run's ``node.log``).
+Measurement and invariant checks read a replica without sending messages, through
+:attr:`role`, :attr:`term`, :meth:`value_of` and :meth:`applied_log`: keep them current and
+free of side effects.
+
+Mistakes in a policy are reported, not swallowed: an exception raised by any callback,
+a message sent to a container that does not exist, a request answered twice or a timer
+set for a negative or infinite delay stops the run with one report naming the simulated
+time, the container, the shard, what was being handled and the policy's own frames
+(``capsim run`` exits with status 1 and still writes ``--out``; :func:`capsim.run` raises
+:class:`~capsim.errors.PolicyError`). capsim keeps its own per-replica bookkeeping out of
+the policy's namespace, so a policy may name its attributes as it likes (``self.pending``,
+``self._alive``, ...) without breaking :meth:`rpc` or the timers.
 
 A minimal policy, a single register on the first replica::
 
@@ -36,13 +46,15 @@ A minimal policy, a single register on the first replica::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
+from capsim.errors import PolicyError
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message
 from capsim.sim.storage import Durable, DurableLog
 
-__all__ = ["Node", "Request", "Timer", "Durable", "DurableLog", "Message"]
+__all__ = ["Node", "Request", "Timer", "Durable", "DurableLog", "Message", "Runtime"]
 
 
 class Request:
@@ -51,10 +63,31 @@ class Request:
     ``op`` is ``"read"``, ``"write"``, ``"cas"`` or ``"add"``; ``key`` a string; ``value``
     the value to write, the element to add, or for ``cas`` a tuple ``(expected, new)``.
     ``id`` identifies the operation and stays the same when the client retries it, so a
-    policy can apply a retried write once. ``client`` is the client's name.
+    policy can apply a retried write once (each attempt is a new ``Request``, answered
+    once). ``client`` is the client's name.
     """
 
-    __slots__ = ("op", "key", "value", "id", "shard", "client", "attempt", "_client", "_f")
+    __slots__ = (
+        "op",
+        "key",
+        "value",
+        "id",
+        "shard",
+        "client",
+        "attempt",
+        "_client",
+        "_f",
+        "_answered",
+        "_seq",
+    )
+
+    def _copy(self) -> Request:
+        """The same attempt delivered again (a duplicated message): answerable on its own."""
+        copy = Request()
+        for slot in Request.__slots__:
+            setattr(copy, slot, getattr(self, slot))
+        copy._answered = None
+        return copy
 
     def __repr__(self) -> str:
         return f"Request(id={self.id}, op={self.op!r}, key={self.key!r}, value={self.value!r})"
@@ -63,7 +96,8 @@ class Request:
 class Timer:
     """A pending timer; :meth:`cancel` stops it from firing."""
 
-    __slots__ = ("callbacks", "_ok", "node", "fn", "args", "cancelled")
+    __slots__ = ("callbacks", "rt", "fn", "args", "cancelled")
+    _ok = True  # read by SimPy's step
 
     def cancel(self) -> None:
         """Stop the timer (a no-op if it has fired already)."""
@@ -73,25 +107,189 @@ class Timer:
 def _fire(timer: Timer) -> None:
     if timer.cancelled:
         return
-    node = timer.node
-    if not node._alive:
+    rt = timer.rt
+    if not rt.alive:
         return
-    container = node._container
+    container = rt.container
     if container.paused:
         container.defer(timer)
         return
-    timer.fn(*timer.args)
+    rt.call(timer.fn, timer.args, timer)
+
+
+_FIRE = (_fire,)
+
+
+class Runtime:
+    """capsim's side of one replica: where it lives, its timers and pending rpcs.
+
+    Kept apart from the :class:`Node` instance (a policy sees only the node), so that no
+    attribute a policy chooses can break the framework.
+    """
+
+    __slots__ = (
+        "node",
+        "id",
+        "shard",
+        "container",
+        "net",
+        "engine",
+        "containers",
+        "alive",
+        "pending",
+        "policy",
+    )
+
+    def dispatch(self, msg: Message) -> None:
+        """Hand ``msg`` to the policy: a client request, an rpc reply or a message."""
+        node = self.node
+        try:
+            if msg.kind == CLIENT:
+                node.on_client(msg.body)
+                return
+            reply_to = msg.reply_to
+            if reply_to is not None:
+                pending = self.pending.pop(reply_to, None)
+                if pending is not None:
+                    on_reply, timer, _ = pending
+                    if timer is not None:
+                        timer.cancelled = True
+                    on_reply(msg)
+                    return
+            node.on_message(msg)
+        except PolicyError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc, msg) from exc
+
+    def call(self, fn: Callable[..., None], args: tuple, what: Any) -> None:
+        """Call a policy's callback (a timer, a sync's continuation), reporting failures."""
+        try:
+            fn(*args)
+        except PolicyError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc, what) from exc
+
+    def start(self) -> None:
+        self.call(self.node.on_start, (), "on_start")
+
+    def rpc_timeout(self, msg_id: int) -> None:
+        pending = self.pending.pop(msg_id, None)
+        if pending is not None and pending[2] is not None:
+            pending[2]()
+
+    def failure(self, exc: BaseException, what: Any) -> PolicyError:
+        """A :class:`PolicyError` for ``exc`` raised while handling ``what``."""
+        return PolicyError(
+            policy=self.policy,
+            time=self.engine.now,
+            container=self.id,
+            shard=self.shard,
+            handling=_describe(what),
+            exc=exc,
+        )
+
+    def answer(self, req: Request, outcome: str, value: Any) -> None:
+        if not self.alive:
+            return
+        if req._answered is not None:
+            raise RuntimeError(
+                f"request {req.id} ({req.op} {req.key!r}) was already answered "
+                f"({req._answered}); answer each request once"
+            )
+        req._answered = outcome
+        client = req._client
+        self.net.send(
+            self.id,
+            client.id,
+            CLIENT_REPLY,
+            (req, outcome, value),
+            -1,
+            None,
+            self.container,
+            client.home,
+            client,
+        )
+
+    def schedule(self, real_delay: float, fn: Callable[..., None], args: tuple) -> Timer:
+        timer = Timer()
+        timer.callbacks = _FIRE
+        timer.rt = self
+        timer.fn = fn
+        timer.args = args
+        timer.cancelled = False
+        engine = self.engine
+        engine.events += 1
+        engine.env.schedule(timer, 1, real_delay)
+        return timer
+
+    def disk_done(self, mark, fn, args) -> None:
+        """A sync completed on the disk: the writes are durable now, even if the container
+        is paused (a stopped process does not stop its disk); the policy hears of it when
+        it runs again. A crash before this instant loses both."""
+        if not self.alive:
+            return
+        if not self.container.disk.lies:
+            self.node.durable.persist(mark)
+        if self.container.paused:
+            timer = Timer()
+            timer.rt = self
+            timer.fn = fn
+            timer.args = args
+            timer.cancelled = False
+            self.container.defer(timer)
+        else:
+            self.call(fn, args, f"the continuation of a sync, {_name(fn)}{_args(args)}")
+
+    def target(self, dst: Any):
+        """The container ``dst`` names, or a clear error for the policy's author."""
+        container = self.containers.get(dst) if isinstance(dst, str) else None
+        if container is None:
+            known = ", ".join(self.containers) if len(self.containers) <= 12 else "n1.."
+            raise ValueError(
+                f"no container {dst!r} to send to (containers: {known}; "
+                f"this shard's replicas: {', '.join(self.node.peers)})"
+            )
+        return container
+
+
+def _describe(what: Any) -> str:
+    """What a replica was handling, for a failure report (bounded in length)."""
+    if isinstance(what, Message):
+        if what.kind == CLIENT:
+            text = f"client request {what.body!r} from {what.src}"
+        else:
+            text = f"message {what.id} from {what.src}, kind {what.kind!r}, body {what.body!r}" + (
+                f", reply to {what.reply_to}" if what.reply_to is not None else ""
+            )
+    elif isinstance(what, Timer):
+        text = f"timer {_name(what.fn)}{_args(what.args)}"
+    elif isinstance(what, str):
+        text = what
+    else:
+        text = repr(what)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", repr(fn))
+
+
+def _args(args: tuple) -> str:
+    return "(" + ", ".join(repr(a) for a in args) + ")"
 
 
 class Node:
     """Base class of a replica's protocol; see the module docstring for the whole API.
 
-    Attributes set by capsim before :meth:`on_start` (read them, do not assign them):
-    ``id`` (this container's id, e.g. ``"n3"``), ``shard`` (the shard this replica
-    serves), ``peers`` (the ids of every replica of the shard, this one included, in
-    container order), ``zone``, ``params`` (the policy's parameters, with this container's
-    image version applied), ``durable`` (:class:`Durable`) and ``rng`` (a numpy generator,
-    this replica's own random stream, which continues across restarts).
+    Attributes set by capsim before :meth:`on_start` (read them; capsim itself never reads
+    them back, so reassigning one changes only the policy's own view): ``id`` (this
+    container's id, e.g. ``"n3"``), ``shard`` (the shard this replica serves), ``peers``
+    (the ids of every replica of the shard, this one included, in container order),
+    ``zone``, ``params`` (the policy's parameters, with this container's image version
+    applied), ``durable`` (:class:`Durable`) and ``rng`` (a numpy generator, this replica's
+    own random stream, which continues across restarts).
 
     Policy docstrings state their CAP claim: what the policy promises under a partition
     and what it gives up.
@@ -103,7 +301,7 @@ class Node:
     #: The replica's term or epoch, or None if the policy has none.
     term: int | None = None
 
-    # Bound by capsim (see _bind); declared for readers and type checkers.
+    # Bound by capsim (see Runtime); declared for readers and type checkers.
     id: str
     shard: int
     peers: tuple[str, ...]
@@ -147,39 +345,47 @@ class Node:
 
     def now(self) -> float:
         """This node's clock in seconds: simulated time as its container's clock reads it."""
-        return self._container.clock()
+        return self.__rt.container.clock()
+
+    def log(self, *parts: Any) -> None:
+        """Write a line to the run's node log (``--out DIR/node.log``), like ``print``:
+        the parts joined by spaces, after the simulated time, the container and the shard."""
+        rt = self.__rt
+        rt.engine.node_log(rt.id, rt.shard, " ".join(str(p) for p in parts))
 
     def send(self, dst: str, kind: str, body: Any = None) -> Message | None:
         """Send ``body`` to replica ``dst`` of this shard as a message of ``kind``.
 
         Returns the message (``None`` if this replica has crashed and can send nothing).
+        Sending to a container that does not exist is an error in the policy.
         """
-        if not self._alive:
+        rt = self.__rt
+        if not rt.alive:
             return None
-        return self._net.send(
-            self.id, dst, kind, body, self.shard, None, self._container, self._containers[dst]
-        )
+        try:
+            dst_c = rt.containers[dst]
+        except (KeyError, TypeError):
+            dst_c = rt.target(dst)  # raises a clear error
+        return rt.net.send(rt.id, dst, kind, body, rt.shard, None, rt.container, dst_c)
 
     def broadcast(self, kind: str, body: Any = None) -> None:
         """Send ``body`` to every other replica of this shard."""
+        me = self.__rt.id
         for peer in self.peers:
-            if peer != self.id:
+            if peer != me:
                 self.send(peer, kind, body)
 
     def reply(self, msg: Message, kind: str, body: Any = None) -> Message | None:
-        """Answer ``msg``: a message to its sender whose ``reply_to`` is ``msg.id``."""
-        if not self._alive:
+        """Answer ``msg``: a message to its sender whose ``reply_to`` is ``msg.id``.
+
+        A client's request is answered with :meth:`ok`, :meth:`fail` or :meth:`redirect`.
+        """
+        rt = self.__rt
+        if not rt.alive:
             return None
-        return self._net.send(
-            self.id,
-            msg.src,
-            kind,
-            body,
-            self.shard,
-            msg.id,
-            self._container,
-            self._containers[msg.src],
-        )
+        if msg.kind == CLIENT:
+            raise ValueError("reply() answers replicas; answer a client's request with ok/fail")
+        return rt.net.send(rt.id, msg.src, kind, body, rt.shard, msg.id, rt.container, msg._src_c)
 
     def rpc(
         self,
@@ -197,34 +403,23 @@ class Node:
         called instead and a later reply goes to :meth:`on_message`. A crash forgets every
         pending rpc.
         """
-        if not self._alive:
+        rt = self.__rt
+        if not rt.alive:
             return None
-        msg = self._net.send(
-            self.id, dst, kind, body, self.shard, None, self._container, self._containers[dst]
-        )
-        timer = self.set_timer(timeout, self._rpc_timeout, msg.id) if timeout else None
-        self._pending[msg.id] = (on_reply, timer, on_timeout)
+        msg = rt.net.send(rt.id, dst, kind, body, rt.shard, None, rt.container, rt.target(dst))
+        timer = self.set_timer(timeout, rt.rpc_timeout, msg.id) if timeout else None
+        rt.pending[msg.id] = (on_reply, timer, on_timeout)
         return msg
 
     def set_timer(self, delay: float, fn: Callable[..., None], *args: Any) -> Timer:
-        """Call ``fn(*args)`` after ``delay`` seconds of this node's clock.
+        """Call ``fn(*args)`` after ``delay`` seconds of this node's clock (0 or more).
 
         A crash cancels every timer; a paused container runs its timers late, on resume.
         """
-        return self._schedule(self._container.real_delay(delay), fn, args)
-
-    def _schedule(self, real_delay: float, fn: Callable[..., None], args: tuple) -> Timer:
-        timer = Timer()
-        timer.callbacks = [_fire]
-        timer._ok = True
-        timer.node = self
-        timer.fn = fn
-        timer.args = args
-        timer.cancelled = False
-        engine = self._engine
-        engine.events += 1
-        engine.env.schedule(timer, 1, real_delay)
-        return timer
+        if not (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0):
+            raise ValueError(f"set_timer: the delay must be a finite number >= 0, got {delay!r}")
+        rt = self.__rt
+        return rt.schedule(rt.container.real_delay(delay), fn, args)
 
     def sync(self, fn: Callable[..., None], *args: Any) -> None:
         """Make everything written to ``self.durable`` so far durable, then call ``fn(*args)``.
@@ -233,82 +428,61 @@ class Node:
         writes and the call. With the default instant disk, ``fn`` runs at once, before
         ``sync`` returns. (A disk that lies calls ``fn`` without making anything durable.)
         """
-        container = self._container
-        disk = container.disk
+        rt = self.__rt
+        disk = rt.container.disk
         if disk.instant:
             fn(*args)
             return
-        self._schedule(disk.sync_delay(), self._synced, (self.durable.mark(), fn, args))
-
-    def _synced(self, mark, fn, args) -> None:
-        if not self._container.disk.lies:
-            self.durable.persist(mark)
-        fn(*args)
+        rt.engine.call_in(disk.sync_delay(), rt.disk_done, self.durable.mark(), fn, args)
 
     def ok(self, req: Request, value: Any = None) -> None:
         """Answer a client: the operation took effect (a read returns ``value``)."""
-        self._answer(req, "ok", value)
+        self.__rt.answer(req, "ok", value)
 
     def fail(self, req: Request, error: str) -> None:
         """Answer a client: the operation certainly did not take effect, because ``error``.
 
         A CAS whose expected value did not match fails with ``"mismatch"``.
         """
-        self._answer(req, "fail", error)
+        self.__rt.answer(req, "fail", error)
 
     def redirect(self, req: Request, node: str) -> None:
         """Tell the client to send this request to replica ``node`` instead."""
-        self._answer(req, "redirect", node)
+        self.__rt.answer(req, "redirect", node)
 
-    # -- framework internals -------------------------------------------------------------
 
-    def _bind(self, *, container, shard, peers, params, durable, rng, net, engine, containers):
-        self.id = container.id
-        self.zone = container.zone
-        self.shard = shard
-        self.peers = peers
-        self.params = params
-        self.durable = durable
-        self.rng = rng
-        self._container = container
-        self._net = net
-        self._engine = engine
-        self._containers = containers
-        self._alive = True
-        self._pending: dict[int, tuple] = {}
-
-    def _dispatch(self, msg: Message) -> None:
-        if msg.kind == CLIENT:
-            self.on_client(msg.body)
-            return
-        reply_to = msg.reply_to
-        if reply_to is not None:
-            pending = self._pending.pop(reply_to, None)
-            if pending is not None:
-                on_reply, timer, _ = pending
-                if timer is not None:
-                    timer.cancelled = True
-                on_reply(msg)
-                return
-        self.on_message(msg)
-
-    def _rpc_timeout(self, msg_id: int) -> None:
-        pending = self._pending.pop(msg_id, None)
-        if pending is not None and pending[2] is not None:
-            pending[2]()
-
-    def _answer(self, req: Request, outcome: str, value: Any) -> None:
-        if not self._alive:
-            return
-        client = req._client
-        self._net.send(
-            self.id,
-            client.id,
-            CLIENT_REPLY,
-            (req, outcome, value),
-            -1,
-            None,
-            self._container,
-            client.home,
-            client,
-        )
+def bind(
+    node: Node,
+    *,
+    container,
+    shard,
+    peers,
+    params,
+    durable,
+    rng,
+    net,
+    engine,
+    containers,
+    policy: str,
+) -> Runtime:
+    """Attach a fresh policy instance to its container and shard; returns its runtime."""
+    rt = Runtime()
+    rt.node = node
+    rt.id = container.id
+    rt.shard = shard
+    rt.container = container
+    rt.net = net
+    rt.engine = engine
+    rt.containers = containers
+    rt.alive = True
+    rt.pending = {}
+    rt.policy = policy
+    node._Node__rt = rt
+    node.id = container.id
+    node.zone = container.zone
+    node.shard = shard
+    node.peers = peers
+    node.params = params
+    node.durable = durable
+    node.rng = rng
+    return rt

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from capsim import portable
+from capsim.distributions import choose, cumulative
 from capsim.history import ADD, CAS, FAIL, INFO, INVOKE, OK, READ, WRITE, History
 from capsim.scenario import Scenario, WorkloadSpec
 from capsim.sim.cluster import Cluster, Container
@@ -71,6 +73,7 @@ class _Op:
         "id",
         "shard",
         "current",
+        "sends",
         "target",
         "outstanding",
         "error",
@@ -120,8 +123,9 @@ class Workload:
         self._next_op = 0
         self.clients = self._make_clients(scenario)
         if spec.key_distribution == "zipf":
-            weights = 1.0 / np.arange(1, spec.keys + 1) ** spec.zipf_s
-            self._key_cdf = np.cumsum(weights / weights.sum())
+            ranks = np.arange(1, spec.keys + 1, dtype=np.float64)
+            weights = portable.exp(-spec.zipf_s * portable.log(ranks))  # 1 / rank ** s
+            self._key_cdf = np.asarray(cumulative(weights.tolist()))
         else:
             self._key_cdf = None
         self.final_ops: list[_Op] = []
@@ -184,12 +188,12 @@ class Workload:
         cdf = self._key_cdf
         block = 1024
         while True:
-            gaps = rng.exponential(mean_gap, block)
-            choice = rng.random(block)
+            gaps = portable.exponentials(rng, mean_gap, block)
+            choice = portable.uniforms(rng, block)
             if cdf is None:
                 keys = rng.integers(0, n_keys, block)
             else:
-                keys = np.minimum(np.searchsorted(cdf, rng.random(block), side="right"), n_keys - 1)
+                keys = choose(cdf, portable.uniforms(rng, block))
             yield from zip(gaps.tolist(), choice.tolist(), keys.tolist(), strict=True)
 
     def _new_process(self) -> int:
@@ -273,6 +277,7 @@ class Workload:
         op.error = None
         op.redirects = 0
         op.retries = 0
+        op.sends = 0
         op.max_retries = (
             self.spec.retries.attempts if not final else max(self.spec.retries.attempts, 5)
         )
@@ -309,6 +314,9 @@ class Workload:
         req.attempt = op.retries + 1
         req._client = op.client
         req._f = op
+        req._answered = None
+        op.sends += 1
+        req._seq = op.sends
         op.current = req
         op.target = target
         op.outstanding = True
@@ -318,7 +326,7 @@ class Workload:
     def _on_reply(self, msg: Message) -> None:
         req, outcome, value = msg.body
         op: _Op = req._f
-        if op.done or req is not op.current:
+        if op.done or req._seq != op.current._seq:
             return  # a duplicate or a reply to an attempt already given up on
         op.outstanding = False
         if outcome == "ok":
@@ -346,7 +354,11 @@ class Workload:
             return
         retry = self.spec.retries
         op.retries += 1
-        backoff = min(retry.backoff * retry.multiplier ** (op.retries - 1), retry.max_backoff)
+        # backoff * multiplier ** (retries - 1), capped, by multiplication: no pow (whose
+        # last bit may differ between machines) and no overflow on long retry chains.
+        backoff = min(retry.backoff, retry.max_backoff)
+        for _ in range(op.retries - 1):
+            backoff = min(backoff * retry.multiplier, retry.max_backoff)
         self.engine.call_in(backoff, self._retry, op)
 
     def _retry(self, op: _Op) -> None:

@@ -78,3 +78,79 @@ class Scribe(capsim.Node):
         self.durable.log("log").append(entry)
         if sync:
             self.sync(self.synced_at.append, self.now())
+
+
+class Faulty(capsim.Node):
+    """Serves reads; raises on the first client write after 1 s (a bug in a handler)."""
+
+    def on_client(self, req):
+        if req.op != "read" and self.now() > 1.0:
+            self.explode(req)
+        self.ok(req, None if req.op == "read" else req.value)
+
+    def explode(self, req):
+        raise ZeroDivisionError(f"cannot handle {req.op}")
+
+
+class Stranger(capsim.Node):
+    """Sends to a container that does not exist when a client asks."""
+
+    def on_client(self, req):
+        self.send("n9", "hello")
+        self.ok(req, None)
+
+
+class Twice(capsim.Node):
+    """Answers every request twice."""
+
+    def on_client(self, req):
+        self.ok(req, None)
+        self.fail(req, "again")
+
+
+class Clobber(capsim.Node):
+    """Names its attributes as capsim's internals once were, then relies on rpc and timers."""
+
+    def on_start(self):
+        first = self.id == self.peers[0]
+        self._pending = {}
+        self._alive = False
+        self._container = None
+        self._net = None
+        self._engine = None
+        self._containers = {}
+        self._dispatch = None
+        self._answer = None
+        self._schedule = None
+        self.id = "not-my-id"
+        self.answers = []
+        self.timeouts = 0
+        if first:
+            self.set_timer(0.1, self.ask)
+
+    def ask(self):
+        for peer in self.peers[1:]:
+            self.rpc(peer, "ping", peer, self.answers.append, timeout=0.5)
+
+    def on_message(self, msg):
+        if msg.kind == "ping":
+            self.reply(msg, "pong", msg.body)
+
+    def on_client(self, req):
+        self.ok(req, None if req.op == "read" else req.value)
+
+
+class Stamps(capsim.Node):
+    """Records the ``sent_at`` of every message it receives, and logs them."""
+
+    def on_start(self):
+        self.stamps = []
+        if self.id == self.peers[0]:
+            self.set_timer(1.0, self.tell)
+
+    def tell(self):
+        self.broadcast("stamp", self.now())
+        self.log("told", len(self.peers) - 1, "peers at", round(self.now(), 3))
+
+    def on_message(self, msg):
+        self.stamps.append((msg.src, msg.sent_at, msg.body))

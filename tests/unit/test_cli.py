@@ -232,3 +232,218 @@ def test_usage_errors_are_one_line_with_where_to_find_help():
         "capsim run: error: argument --seed: expected a seed: an integer of 0 or more, "
         "got '-1' (see 'capsim run --help')"
     ]
+
+
+UNIT = Path(__file__).resolve().parent
+
+
+def write_scenario(folder: Path, text: str, name: str = "s.yaml") -> str:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_run_table_shows_the_c_of_cap(capsys):
+    assert main(["run", QUICKSTART, "--seed", "7"]) == 0
+    out = capsys.readouterr().out
+    for words in (
+        "Consistency",
+        "linearizable",
+        "stale reads",
+        "read-your-writes violations",
+        "monotonic-read violations",
+        "converged after the final heal",
+        "keys whose replicas disagree at the end",
+    ):
+        assert words in out, words
+
+
+def test_a_failing_policy_exits_1_with_one_report_and_keeps_the_history(tmp_path, capsys):
+    path = write_scenario(
+        tmp_path,
+        f"""
+        duration: 3s
+        policy: {{name: "probes:Faulty", path: "{UNIT}"}}
+        workload: {{rate: 10, clients_per_zone: 1}}
+        """,
+    )
+    out = tmp_path / "out"
+    assert main(["run", path, "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err
+    assert "policy probes:Faulty raised ZeroDivisionError: cannot handle" in err
+    assert "while handling client request Request(" in err
+    assert "probes.py" in err and "in explode" in err and "simpy" not in err
+    assert "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failure"]["error"].startswith("ZeroDivisionError")
+    history = (out / "history.jsonl").read_text().splitlines()
+    assert len(history) > 10
+    assert max(json.loads(line)["time"] for line in history) <= summary["failure"]["time"]
+
+
+def test_markup_in_a_scenario_name_is_printed_as_written(tmp_path, capsys):
+    path = write_scenario(tmp_path, "name: '[/x] [bold]'\nduration: 1s\n")
+    assert main(["run", path]) == 0
+    assert "[/x] [bold]" in capsys.readouterr().out
+
+
+def test_out_refuses_a_folder_capsim_did_not_write(tmp_path, capsys):
+    path = write_scenario(tmp_path, "duration: 1s\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(["run", path, "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "was not written by capsim" in err and "--replace" in err
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    assert main(["run", path, "--out", str(mine), "--replace"]) == 0
+    assert (mine / "summary.json").exists() and not (mine / "thesis.tex").exists()
+    # A folder capsim wrote is replaced without asking.
+    assert main(["run", path, "--out", str(mine), "--seed", "3"]) == 0
+    assert json.loads((mine / "summary.json").read_text())["seed"] == 3
+
+
+def test_out_refuses_the_working_folder_and_its_parents(tmp_path, monkeypatch, capsys):
+    path = write_scenario(tmp_path, "duration: 1s\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes").write_text("keep")
+    monkeypatch.chdir(work)
+    for target in (".", "..", str(work)):
+        assert main(["run", path, "--out", target, "--replace"]) == 2
+        assert "working folder" in capsys.readouterr().err
+    assert (work / "notes").read_text() == "keep"
+
+
+def test_out_honours_the_umask_and_cleans_up_after_a_killed_run(tmp_path):
+    path = write_scenario(tmp_path, "duration: 1s\n")
+    stale = tmp_path / ".run.capsim-tmp-999999999-abc"  # a run that was killed
+    stale.mkdir()
+    (stale / "summary.json").write_text("{")
+    code = (
+        "import os, sys; os.umask(0o027); from capsim.cli import main; "
+        f"sys.exit(main(['run', {path!r}, '--out', {str(tmp_path / 'run')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "run"
+    assert oct(out.stat().st_mode & 0o777) == oct(0o750)
+    assert oct((out / "history.jsonl").stat().st_mode & 0o777) == oct(0o640)
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "s.yaml"]
+
+
+def test_an_enormous_run_is_refused_up_front_with_its_size(tmp_path, capsys):
+    path = write_scenario(tmp_path, "duration: 1h\nworkload: {rate: 100000/s}\n")
+    assert main(["run", path, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "too large to run by default" in err and "--allow-large" in err
+    assert "2,160,000,000 operations" in err  # 6 clients x 100000/s x 3600 s
+    assert not (tmp_path / "out").exists()
+    assert main(["validate", path]) == 0
+    assert "too large to run without --allow-large" in capsys.readouterr().out
+
+
+def test_progress_is_shown_for_long_runs(monkeypatch, capsys):
+    from capsim import cli
+
+    monkeypatch.setattr(cli._Progress, "QUIET_S", 0.0)
+    monkeypatch.setattr(cli._Progress, "EVERY_S", 0.01)
+    assert main(["run", QUICKSTART, "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "capsim: simulated " in err and "events" in err and "Ctrl-C" in err
+
+
+def test_interrupting_a_run_writes_nothing(tmp_path, monkeypatch, capsys):
+    from capsim import runner
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.World, "run", interrupted)
+    assert main(["run", QUICKSTART, "--out", str(tmp_path / "out")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo"])
+def test_convert_never_replaces_a_device_or_a_pipe(tmp_path, target, capsys):
+    run_dir = tmp_path / "run"
+    path = write_scenario(tmp_path, "duration: 1s\n")
+    assert main(["run", path, "--out", str(run_dir)]) == 0
+    if target == "fifo":
+        target = str(tmp_path / "pipe")
+        os.mkfifo(target)
+    before = os.stat(target).st_mode
+    code = main(["history", "convert", str(run_dir / "history.jsonl"), target, "--to", "jsonl"])
+    assert code == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert os.stat(target).st_mode == before
+
+
+def test_a_policy_module_that_exits_while_imported_is_an_error(tmp_path, capsys):
+    (tmp_path / "quitter.py").write_text("import sys\nsys.exit(0)\n")
+    path = write_scenario(tmp_path, "policy: {name: 'quitter:Q'}\n")
+    assert main(["validate", path]) == 2
+    err = capsys.readouterr().err
+    assert "called sys.exit(0) while being imported" in err and "policy.name" in err
+
+
+POLICY_TEMPLATE = """
+import capsim
+
+
+class Echo(capsim.Node):
+    def on_client(self, req):
+        self.ok(req, {answer!r} if req.op == "read" else req.value)
+"""
+
+
+def test_policies_with_the_same_module_name_in_two_folders_each_run_their_own(tmp_path):
+    import capsim
+
+    answers = {}
+    for answer in ("first", "second"):
+        folder = tmp_path / answer
+        folder.mkdir()
+        (folder / "mine.py").write_text(POLICY_TEMPLATE.format(answer=answer))
+        path = write_scenario(
+            folder, "duration: 1s\npolicy: {name: 'mine:Echo'}\nworkload: {read_fraction: 1}\n"
+        )
+        res = capsim.run(capsim.load_scenario(path))
+        ops = res.history.operations()
+        answers[answer] = {ops.output(i) for i in range(len(ops)) if not ops.final[i]}
+    assert answers == {"first": {"first"}, "second": {"second"}}
+
+
+def test_a_non_linearizable_run_prints_the_failing_key_and_who_answered(capsys):
+    slow = str(ROOT / "scenarios" / "slow-disk.yaml")
+    assert main(["run", slow]) == 0
+    out = capsys.readouterr().out
+    assert "NO: " in out and "key(s) fail" in out
+    assert "whose add was acknowledged before the read began" in out
+    # The two operations of the witness: the lost add and the read that missed it.
+    witness = [line for line in out.splitlines() if "(answered by n" in line]
+    assert len(witness) == 2
+    assert " add " in witness[0] and " read " in witness[1]
+    assert main(["run", slow, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ops = summary["consistency"]["witness"]["ops"]
+    assert [op["f"] for op in ops] == ["add", "read"]
+    assert all(op["node"] in ("n1", "n2", "n3") for op in ops)
+    assert ops[1]["output_items"] > len(ops[1]["output"]) == 20
+    lost = [k for k, _ in summary["durability"]["lost"]]
+    assert summary["consistency"]["witness"]["key"] in lost
+
+
+def test_an_out_that_cannot_be_created_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    from capsim import runner
+
+    path = write_scenario(tmp_path, "duration: 1s\n")
+    (tmp_path / "plain").write_text("a file")
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("the run started"))
+    assert main(["run", path, "--out", str(tmp_path / "plain" / "out")]) == 2
+    assert "is not a folder" in capsys.readouterr().err

@@ -20,6 +20,7 @@ LAYERS = {
     "capsim.errors": 0,
     "capsim.units": 0,
     "capsim.rng": 0,
+    "capsim.portable": 0,
     "capsim.schema": 0,
     "capsim.distributions": 0,
     "capsim.faults": 0,
@@ -141,6 +142,66 @@ def test_no_wall_clock_or_unseeded_randomness(module, path, tree):
                 )
 
 
+#: Modules whose arithmetic decides draws and times: the same bits on every machine.
+DRAW_PATH = ("capsim.sim", "capsim.policies", "capsim.distributions", "capsim.faults", "capsim.rng")
+#: numpy and math functions whose last bit differs between CPUs or C libraries, and
+#: Generator methods built on them (numpy's ziggurat tables call the C library's exp/log).
+MACHINE_DEPENDENT = {
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log2",
+    "log10",
+    "log1p",
+    "power",
+    "float_power",
+    "pow",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "arctan",
+    "arcsin",
+    "arccos",
+    "hypot",
+    "cbrt",
+    "exponential",
+    "standard_exponential",
+    "normal",
+    "standard_normal",
+    "lognormal",
+    "pareto",
+    "gamma",
+    "standard_gamma",
+    "weibull",
+    "poisson",
+    "uniform",
+    "choice",
+}
+
+
+@pytest.mark.parametrize(("module", "path", "tree"), ALL, ids=[m for m, _, _ in ALL])
+def test_draws_and_times_use_portable_arithmetic(module, path, tree):
+    if not module.startswith(DRAW_PATH):
+        return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            base = node.func.value
+            owner = base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
+            numeric = owner in ("np", "numpy", "math") or "rng" in owner or owner == "gen"
+            assert not (numeric and node.func.attr in MACHINE_DEPENDENT), (
+                f"{path}:{node.lineno}: {node.func.attr}() may differ between machines; "
+                "use capsim.portable"
+            )
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            exponent = node.right
+            assert isinstance(exponent, ast.Constant) and isinstance(exponent.value, int), (
+                f"{path}:{node.lineno}: '**' with a non-integer exponent calls pow(); "
+                "use capsim.portable.power"
+            )
+
+
 def test_public_names():
     assert sorted(capsim.__all__) == sorted(
         [
@@ -149,6 +210,7 @@ def test_public_names():
             "History",
             "Message",
             "Node",
+            "PolicyError",
             "Request",
             "Result",
             "Scenario",

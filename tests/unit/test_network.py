@@ -243,6 +243,71 @@ def test_fifo_channels_keep_send_order():
     assert arrival_order(fifo=True) == list(range(2000))
 
 
+def test_fifo_holds_through_a_link_fault_that_starts_mid_stream():
+    # From 0.15 s a link fault adds 0 to 20 ms to each message on n1 -> n2: messages sent
+    # just before it overtake nothing, and those during it arrive in send order too.
+    world = probe_world(
+        network={"fifo": True, "latency": {"cross_zone": {"dist": "exponential", "mean": "1ms"}}},
+        faults=[
+            {
+                "kind": "link",
+                "at": 0.15,
+                "duration": 0.05,
+                "groups": [["n1"], ["n2"]],
+                "direction": "out",
+                "latency": {"dist": "uniform", "low": 0, "high": "20ms"},
+            }
+        ],
+    )
+    send_many(world, 2000, gap=1e-4)
+    world.engine.run(5)
+    order = [body for _, _, _, body in world.cluster.node("n2").received]
+    assert order == list(range(2000))
+
+
+def test_fifo_holds_with_bandwidth_and_varying_latency():
+    # Big (5 ms on the wire) and small (0.02 ms) messages alternate every 3 ms; a small one
+    # queues behind the big one before it, then draws its own latency (mean 2 ms).
+    world = probe_world(
+        network={
+            "fifo": True,
+            "bandwidth": "10MB/s",
+            "message_bytes_by_kind": {"big": 50_000},
+            "latency": {"cross_zone": {"dist": "exponential", "mean": "2ms"}},
+        }
+    )
+    n1 = world.cluster.node("n1")
+    for i in range(400):
+        world.engine.call_in(0.1 + i * 0.003, n1.send, "n2", "big" if i % 2 else "data", i)
+    world.engine.run(5)
+    assert [m[3] for m in world.cluster.node("n2").received] == list(range(400))
+
+
+def test_fifo_orders_client_requests_forwarded_between_containers():
+    # Clients homed on n1 send reads to n2 (Router redirects them all to n2); with an
+    # exponential cross-zone latency they would overtake each other without FIFO.
+    sc = {
+        "policy": {"name": "probes:Router", "params": {"target": "n2"}},
+        "network": {
+            "fifo": True,
+            "latency": {"cross_zone": {"dist": "exponential", "mean": "5ms"}},
+        },
+        "workload": {"rate": 400, "clients": [{"zone": "a", "count": 4, "home": "n1"}]},
+    }
+    world = make_world(trace=True, **sc)
+    world.run()
+    arrivals = [
+        r
+        for r in world.network.trace_records()
+        if r["kind"] == "client" and r["dst"] == "n2" and not r["src"].startswith("final-")
+    ]
+    sends = sorted(arrivals, key=lambda r: (r["sent_at"], r["id"]))
+    assert len(arrivals) > 1000
+    assert [r["id"] for r in sorted(arrivals, key=lambda r: (r["time"], r["id"]))] == [
+        r["id"] for r in sends
+    ]
+
+
 def test_without_fifo_latency_variance_reorders():
     order = arrival_order(fifo=False)
     assert sorted(order) == list(range(2000))
