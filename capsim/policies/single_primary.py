@@ -2,32 +2,48 @@
 
 CAP claim: **CP**. Every write, CAS and add is sequenced by the one primary in a log,
 replicated to the backups, and acknowledged to the client only once a majority of the
-shard's replicas (the primary included) store it; then it is applied, in log order, and
-answered. Reads are served by the primary from its applied state. Because no other
+shard's replicas (the primary included) have it on disk; then it is applied, in log order,
+and answered. Reads are served by the primary from its applied state. Because no other
 replica ever accepts a write, the history is linearizable and no acknowledged write is
-lost, under any partition, crash or message loss. The price is availability: writes
-stop whenever the primary is down or cannot reach a majority, and every operation stops
-for clients that cannot reach the primary. With the primary on the majority side of a
-partition, the majority stays available and the minority does not; with the primary cut
-off in the minority, nobody can write (clients beside the primary can still read). There
-is no failover: a crashed primary means no service until it restarts.
+lost, under any partition, crash, pause, clock fault, loss or duplication. The price is
+availability: writes stop whenever the primary is down or cannot reach a majority, and
+every operation stops for clients that cannot reach the primary. With the primary on the
+majority side of a partition, the majority stays available and the minority does not;
+with the primary cut off in the minority, nobody can write (clients beside the primary
+can still read). There is no failover: a crashed primary means no service until it
+restarts.
 
 Invariants claimed: ``linearizable``, ``no-lost-writes``, ``convergence`` (after the final
-heal every replica applies the same log), ``single-leader``.
+heal every replica applies the same log), ``single-leader`` (one primary, one epoch at a
+time) and ``state-machine-safety`` (no two replicas ever apply different commands at the
+same log position: every replica's applied log is a prefix of the primary's).
 
-The log is durable: every replica syncs an entry to its disk before counting or
-acknowledging it (``sync: true``), and the commit index never runs ahead of what the
-primary itself has synced, so a committed entry survives any crash. A restarted primary
-rebuilds its state from its log, resends what the backups may lack, and answers reads
-only once everything in its log is committed again (until then reads fail with
-``recovering``), so it never serves a state older than one it acknowledged. Requests carry
-ids, and a request id already in the log is not appended again, so a duplicated or
-retried request is applied once.
+How it keeps them. Each start of the primary is a new *epoch* (its ``term``), made
+durable before the primary sends anything; every log entry records the epoch that
+created it. An append carries the epoch, the index and epoch of the entry before the new
+ones, the entries and the commit index. A backup accepts it only if its own log holds that
+previous entry (as Raft's AppendEntries does), so its log always matches the primary's up
+to the end of what it accepted; it drops a conflicting suffix (entries of an earlier
+epoch the primary lost in a crash) but never an entry below its commit index; it
+acknowledges, once its disk has them, the length of the prefix it now shares with the
+primary, and commits only within that prefix. The primary counts only acknowledgements
+from its current epoch, lowers a backup's count when the backup reports holding less, and
+commits what a majority holds and it has itself synced, so a committed entry survives
+any crash. A restarted primary rebuilds its state from its log, resends what the
+backups may lack, and answers reads only once everything in its log is committed again
+(until then reads fail with ``recovering``), so it never serves a state older than one it
+acknowledged. Requests carry ids, and a request id already in the log is not appended
+again, so a duplicated or retried request is applied once.
 
-Bug switch: ``sync: false`` acknowledges entries before they reach the disk. With a disk
-that takes time to sync, a crash of the primary then loses acknowledged writes: its log
-comes back shorter, new writes take the lost entries' places, and the backups drop their
-copies as conflicting.
+Bug switch: ``sync: false`` acknowledges before the disk has the entry: every replica
+still issues its sync, but counts and acknowledges the entry at once (the
+acknowledge-before-sync race). With a disk that takes time to sync, a crash of the
+primary loses the writes it acknowledged in the last sync time before the crash; the
+restarted primary reuses their log positions for new writes, and a backup that had
+already committed the lost entries rolls them back (``node.log`` says so), since the
+primary's log is the authority: the acknowledged writes are gone from every replica, and
+the backups applied, for a while, commands the primary no longer has (the only way a
+backup ever drops a committed entry).
 """
 
 from __future__ import annotations
@@ -35,10 +51,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from capsim.schema import PositiveDuration
+from capsim.schema import Interval
 from capsim.sim.node import Message, Node, Request
 
 __all__ = ["SinglePrimary"]
+
+# Fields of a log entry: (op, key, value, request id, epoch).
+OP, KEY, VALUE, REQ, EPOCH = range(5)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,19 +66,19 @@ class Params:
 
     ``primary``: the primary's container id (default: the shard's first replica).
     ``retry_interval``: seconds between resends of entries a backup has not acknowledged
-    (also the heartbeat that carries the commit index). ``max_batch``: most entries in
-    one append message. ``sync``: wait for the disk before counting or acknowledging an
-    entry (``false`` is a bug switch: see the class docstring).
+    (also the heartbeat that carries the commit index); at least 1 ms. ``max_batch``: most
+    entries in one append message. ``sync``: wait for the disk before counting or
+    acknowledging an entry (``false`` is a bug switch: see the module docstring).
     """
 
     primary: str | None = None
-    retry_interval: PositiveDuration = 0.05
+    retry_interval: Interval = 0.05
     max_batch: int = 256
     sync: bool = True
 
     def __post_init__(self):
-        if self.max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        if not 1 <= self.max_batch <= 1_000_000:
+            raise ValueError(f"max_batch must be between 1 and 1000000, got {self.max_batch}")
 
 
 class SinglePrimary(Node):
@@ -73,29 +92,48 @@ class SinglePrimary(Node):
             # A primary named outside the shard: fall back to the first replica.
             self.primary = self.peers[0]
         self.role = "primary" if self.id == self.primary else "backup"
-        self.log = self.durable.log("log")
-        self.commit = min(self.durable.get("commit", 0), len(self.log))
-        self.synced = len(self.log)  # what a crash would keep: all of it, after a restart
-        self.read_barrier = len(self.log)
+        self.entries = self.durable.log("log")
+        # The highest epoch this replica has seen: its term.
+        self.term = self.durable.get("epoch", 0)
+        self.commit = min(self.durable.get("commit", 0), len(self.entries))
+        self.on_disk = len(self.entries)  # what a crash would keep: all of it, after a restart
+        self.cuts = 0  # truncations so far: a sync issued before one covers none of its entries
         self.data: dict[str, Any] = {}
         self.version: dict[str, int] = {}
         self.applied = 0
         self.outcomes: dict[int, bool] = {}  # CAS entries: did it compare equal?
         self.apply_to(self.commit)
         if self.role == "primary":
-            self.backups = [p for p in self.peers if p != self.id]
-            self.majority = len(self.peers) // 2 + 1
-            self.match = dict.fromkeys(self.backups, 0)
-            self.next = dict.fromkeys(self.backups, self.commit)
-            self.known_commit = dict.fromkeys(self.backups, 0)
-            self.progress_at = dict.fromkeys(self.backups, self.now())
-            self.waiting: dict[int, Request] = {}
-            self.seen = {entry[3]: i for i, entry in enumerate(self.log)}
-            self.set_timer(self.params.retry_interval, self.tick)
-            if len(self.log) > self.commit:
-                self.replicate()
+            self.start_epoch()
 
-    # -- clients -----------------------------------------------------------------------------
+    # -- the primary's epoch ------------------------------------------------------------------
+
+    def start_epoch(self) -> None:
+        """Begin a new epoch: make it durable, then replicate. Requests are taken at once
+        (their entries wait in the log, behind the epoch on disk, until it is synced)."""
+        self.ready = False
+        self.term += 1
+        self.durable["epoch"] = self.term
+        self.read_barrier = len(self.entries)
+        self.backups = [p for p in self.peers if p != self.id]
+        self.majority = len(self.peers) // 2 + 1
+        self.match = dict.fromkeys(self.backups, 0)
+        self.next = dict.fromkeys(self.backups, self.commit)
+        self.known_commit = dict.fromkeys(self.backups, -1)
+        self.progress_at = dict.fromkeys(self.backups, self.now())
+        self.waiting: dict[int, Request] = {}
+        self.seen = {entry[REQ]: i for i, entry in enumerate(self.entries)}
+        # The epoch must be on disk before any entry carries it: a crash that lost it would
+        # start the same epoch twice with different entries.
+        self.sync(self.epoch_synced)
+
+    def epoch_synced(self) -> None:
+        self.ready = True
+        self.advance()
+        self.replicate(heartbeat=True)
+        self.set_timer(self.params.retry_interval, self.tick)
+
+    # -- clients ------------------------------------------------------------------------------
 
     def on_client(self, req: Request) -> None:
         if self.role != "primary":
@@ -116,20 +154,26 @@ class SinglePrimary(Node):
                 self.waiting[index] = req
             return
         value = tuple(req.value) if req.op == "cas" else req.value
-        index = len(self.log)
-        self.log.append((req.op, req.key, value, req.id))
+        entries = self.entries
+        index = len(entries)
+        entries.append((req.op, req.key, value, req.id, self.term))
         self.seen[req.id] = index
         self.waiting[index] = req
+        self.sync_then(self.on_synced, index + 1)
+        self.replicate(index + 1)
+
+    def sync_then(self, fn, *args) -> None:
+        """Sync, and call ``fn`` when the disk has it (or at once, with the bug switch)."""
         if self.params.sync:
-            self.sync(self.on_synced, len(self.log))
+            self.sync(fn, *args)
         else:
-            self.on_synced(len(self.log))
-        self.replicate()
+            self.sync(_nothing)
+            fn(*args)
 
     def on_synced(self, length: int) -> None:
         """The primary's own disk holds the first ``length`` entries: they count now."""
-        if length > self.synced:
-            self.synced = length
+        if length > self.on_disk:
+            self.on_disk = length
             self.advance()
 
     def answer(self, req: Request, index: int) -> None:
@@ -138,81 +182,90 @@ class SinglePrimary(Node):
         else:
             self.ok(req, req.value)
 
-    # -- replication -------------------------------------------------------------------------
+    # -- replication: the primary's side ------------------------------------------------------
 
-    def replicate(self) -> None:
-        """Send each backup the entries after the last one sent to it."""
-        end = len(self.log)
+    def replicate(self, end: int | None = None, heartbeat: bool = False) -> None:
+        """Send each backup the entries after the last one sent to it (with ``heartbeat``,
+        an empty append to those that have everything, carrying the commit index).
+        ``end`` is the log's length, if the caller knows it."""
+        if not self.ready:
+            return
+        if end is None:
+            end = len(self.entries)
+        nxt = self.next
         for backup in self.backups:
-            start = self.next[backup]
-            if start < end:
-                self.send_entries(backup, start)
+            start = nxt[backup]
+            if start < end or heartbeat:
+                self.send_entries(backup, start, end)
 
-    def send_entries(self, backup: str, start: int) -> None:
-        stop = min(len(self.log), start + self.params.max_batch)
-        self.send(backup, "append", (start, self.log[start:stop], self.commit))
+    def send_entries(self, backup: str, start: int, end: int | None = None) -> None:
+        """Send ``backup`` the entries from ``start`` (at most ``max_batch``); ``end`` is
+        the log's length, if the caller knows it."""
+        entries = self.entries
+        if end is None:
+            end = len(entries)
+        if start > end:
+            start = end
+        stop = start + self.params.max_batch
+        if stop > end:
+            stop = end
+        if start:
+            # One read of the log for the entry before and the batch.
+            batch = entries[start - 1 : stop]
+            prev_epoch = batch[0][EPOCH]
+            batch = batch[1:]
+        else:
+            batch, prev_epoch = entries[:stop], 0
+        self.send(backup, "append", (self.term, start, prev_epoch, batch, self.commit))
         self.next[backup] = stop
-        self.known_commit[backup] = self.commit
 
     def tick(self) -> None:
         """Resend to backups that made no progress for a retry interval; carry the commit."""
         now = self.now()
         interval = self.params.retry_interval
+        end = len(self.entries)
         for backup in self.backups:
-            behind = self.match[backup] < len(self.log)
+            behind = self.match[backup] < end
             if behind and now - self.progress_at[backup] >= interval:
                 self.progress_at[backup] = now
-                self.send_entries(backup, self.match[backup])
+                self.send_entries(backup, self.match[backup], end)
             elif not behind and self.known_commit[backup] < self.commit:
-                self.send_entries(backup, len(self.log))
+                self.send_entries(backup, end, end)
         self.set_timer(interval, self.tick)
 
-    def on_message(self, msg: Message) -> None:
-        kind = msg.kind
-        if kind == "append":
-            self.on_append(msg)
-        elif kind == "ack" and self.role == "primary":
-            self.on_ack(msg)
-
-    def on_append(self, msg: Message) -> None:
-        start, entries, commit = msg.body
-        log = self.log
-        if start > len(log):
-            self.reply(msg, "ack", (len(log), True))
-            return
-        for offset, entry in enumerate(entries):
-            index = start + offset
-            if index < len(log):
-                if log[index] == entry:
-                    continue
-                # The primary lost this suffix in a crash and reused its places.
-                log.truncate(index)
-            log.append(entry)
-        if commit > self.commit:
-            self.commit = min(commit, len(log))
-            self.durable["commit"] = self.commit
-            self.apply_to(self.commit)
-        if self.params.sync:
-            self.sync(self.reply, msg, "ack", (len(log), False))
-        else:
-            self.reply(msg, "ack", (len(log), False))
-
     def on_ack(self, msg: Message) -> None:
+        epoch, accepted, length, start, commit = msg.body
+        if epoch != self.term:
+            return  # an answer to an earlier epoch's append
         backup = msg.src
-        length, gap = msg.body
-        if length > self.match[backup]:
-            self.match[backup] = length
-            self.progress_at[backup] = self.now()
-        if gap:
+        # Heartbeats repeat until the backup confirms the commit index (one may be lost).
+        if commit > self.known_commit[backup]:
+            self.known_commit[backup] = commit
+        if accepted:
+            if length > self.match[backup]:
+                self.match[backup] = length
+                self.progress_at[backup] = self.now()
+                self.advance()
+            if length > self.next[backup]:
+                self.next[backup] = length
+        else:
+            # The backup's log does not match ours at the entry we sent from: it holds at
+            # most `length` matching entries (its commit index). Count no more than that and
+            # resend from there.
+            self.match[backup] = min(self.match[backup], length)
             self.next[backup] = length
-            self.send_entries(backup, length)
-        self.advance()
+            if length < start:  # news: resend now (else the tick retries, not a tight loop)
+                self.send_entries(backup, length)
 
     def advance(self) -> None:
         """Commit what a majority stores, apply it in order and answer its clients."""
-        matches = sorted([self.synced, *self.match.values()], reverse=True)
-        # Never past what the primary itself has on disk: a crash must not lose a commit.
-        commit = min(matches[self.majority - 1], self.synced)
+        if not self.ready:
+            return
+        on_disk = self.on_disk
+        matches = sorted([on_disk, *self.match.values()], reverse=True)
+        commit = matches[self.majority - 1]
+        if commit > on_disk:
+            commit = on_disk  # never past the primary's own disk: a crash must not lose it
         if commit <= self.commit:
             return
         self.commit = commit
@@ -225,12 +278,83 @@ class SinglePrimary(Node):
             if req is not None:
                 self.answer(req, index)
 
-    # -- the state machine -------------------------------------------------------------------
+    # -- replication: a backup's side -----------------------------------------------------------
+
+    def on_message(self, msg: Message) -> None:
+        kind = msg.kind
+        if kind == "append":
+            self.on_append(msg)
+        elif kind == "ack" and self.role == "primary":
+            self.on_ack(msg)
+
+    def on_append(self, msg: Message) -> None:
+        epoch, start, prev_epoch, new, commit = msg.body
+        if epoch < self.term:
+            return  # from an earlier epoch of the primary: stale
+        if epoch > self.term:
+            self.term = epoch
+            self.durable["epoch"] = epoch
+        log = self.entries
+        length = len(log)
+        if start > length or (start and log[start - 1][EPOCH] != prev_epoch):
+            # A gap or a different history before `start`: everything up to our commit
+            # index is certainly the primary's (committed entries are never lost).
+            self.reply(msg, "ack", (epoch, False, self.commit, start, self.commit))
+            return
+        # Skip the entries we hold already (one epoch writes each index once), drop a
+        # conflicting suffix, append the rest.
+        index, count = start, len(new)
+        while index < length and index - start < count:
+            if log[index][EPOCH] != new[index - start][EPOCH]:
+                if index < self.commit:
+                    # Only the bug switch gets here: the primary lost entries it had
+                    # committed. Its log is the authority: drop them, and rebuild.
+                    self.roll_back(index)
+                log.truncate(index)
+                self.on_disk = min(self.on_disk, index)
+                self.cuts += 1
+                break
+            index += 1
+        changed = index - start < count
+        if changed:
+            log.extend(new[index - start :])
+        shared = start + count  # our log matches the primary's up to here
+        if commit > self.commit:
+            self.commit = min(commit, shared)
+            self.durable["commit"] = self.commit
+            self.apply_to(self.commit)
+        if changed:
+            self.sync_then(self.backup_synced, msg, epoch, len(log), shared, self.cuts)
+        else:
+            self.backup_synced(msg, epoch, 0, shared, self.cuts)
+
+    def backup_synced(self, msg: Message, epoch: int, length: int, shared: int, cuts: int) -> None:
+        """The disk holds the first ``length`` entries (unless the log was cut since the
+        sync was issued): acknowledge what is both on disk and shared with the primary,
+        never an entry still in the page cache."""
+        if cuts == self.cuts and length > self.on_disk:
+            self.on_disk = length
+        acked = min(shared, self.on_disk)
+        self.reply(msg, "ack", (epoch, True, acked, msg.body[1], self.commit))
+
+    def roll_back(self, index: int) -> None:
+        """Forget committed entries from ``index`` on (the primary lost them) and rebuild
+        the state machine from the log before them."""
+        self.log(
+            f"rolling back committed entries {index}..{self.commit - 1}: the primary lost them"
+        )
+        self.commit = index
+        self.durable["commit"] = index
+        self.data, self.version, self.outcomes, self.applied = {}, {}, {}, 0
+        self.apply_to(index)
+
+    # -- the state machine ----------------------------------------------------------------------
 
     def apply_to(self, commit: int) -> None:
-        data, version, log = self.data, self.version, self.log
-        for index in range(self.applied, commit):
-            op, key, value, _ = log[index]
+        data, version = self.data, self.version
+        first = self.applied
+        for index, entry in enumerate(self.entries[first:commit], first):
+            op, key, value = entry[0], entry[1], entry[2]
             if op == "write":
                 data[key] = value
             elif op == "add":
@@ -249,7 +373,7 @@ class SinglePrimary(Node):
         if commit > self.applied:
             self.applied = commit
 
-    # -- introspection -----------------------------------------------------------------------
+    # -- introspection ----------------------------------------------------------------------------
 
     def value_of(self, key: str) -> tuple[Any, Any]:
         value = self.data.get(key)
@@ -258,4 +382,8 @@ class SinglePrimary(Node):
         return value, self.version.get(key)
 
     def applied_log(self) -> list[Any]:
-        return [entry[:3] for entry in self.log[: self.applied]]
+        return [entry[:3] for entry in self.entries[: self.applied]]
+
+
+def _nothing() -> None:
+    """A sync nobody waits for (the bug switch)."""
