@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import applied_logs_disagree, dispatchable_features
 
-from capsim.runner import run
+from capsim.runner import build, run
 from capsim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,3 +44,46 @@ def test_scenario_matches_its_golden_summary(path):
 
 def test_every_scenario_has_a_golden_file():
     assert {p.stem for p in SCENARIOS} == {p.stem for p in GOLDEN.glob("*.json")}
+
+
+NARROWED = textwrap.dedent(
+    """
+    import json, sys
+    from numpy._core._multiarray_umath import __cpu_features__
+    from capsim.runner import build, run
+    from capsim.scenario import load_scenario
+    out = {"features": sorted(f for f, on in __cpu_features__.items() if on), "runs": {}}
+    for path in sys.argv[1:]:
+        summary = run(load_scenario(path)).summary
+        out["runs"][path] = {k: v for k, v in summary.items() if k not in ("perf", "versions")}
+    print(json.dumps(out))
+    """
+)
+
+
+def test_goldens_hold_with_numpy_dispatch_narrowed_to_the_baseline():
+    """As on a machine without AVX2 or AVX-512 (or with other vector units): numpy's
+    dispatch narrowed to its baseline must not change one bit of any golden summary."""
+    features = dispatchable_features()
+    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(features))
+    done = subprocess.run(
+        [sys.executable, "-c", NARROWED, *map(str, SCENARIOS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert not set(features) & set(out["features"]), "the narrowing did not take effect"
+    for path in SCENARIOS:
+        golden = json.loads((GOLDEN / f"{path.stem}.json").read_text())
+        assert out["runs"][str(path)] == golden, f"{path.stem} differs with dispatch narrowed"
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_replica_applied_a_prefix_of_every_other_replicas_log(path):
+    """At the end of every scenario no two replicas have applied different commands at
+    the same position: each replica's applied log is a prefix of every other's."""
+    world = build(load_scenario(path))
+    world.run()
+    assert applied_logs_disagree(world) == []
