@@ -240,18 +240,29 @@ class Runtime:
             timer.cancelled = False
             self.container.defer(timer)
         else:
-            self.call(fn, args, f"the continuation of a sync, {_name(fn)}{_args(args)}")
+            self.call(fn, args, _SyncDone(fn, args))
 
     def target(self, dst: Any):
         """The container ``dst`` names, or a clear error for the policy's author."""
         container = self.containers.get(dst) if isinstance(dst, str) else None
         if container is None:
-            known = ", ".join(self.containers) if len(self.containers) <= 12 else "n1.."
+            names = list(self.containers)
+            known = ", ".join(names) if len(names) <= 12 else f"{names[0]}..{names[-1]}"
             raise ValueError(
                 f"no container {dst!r} to send to (containers: {known}; "
                 f"this shard's replicas: {', '.join(self.node.peers)})"
             )
         return container
+
+
+class _SyncDone:
+    """A sync's continuation, described only if it fails."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn: Callable[..., None], args: tuple) -> None:
+        self.fn = fn
+        self.args = args
 
 
 def _describe(what: Any) -> str:
@@ -265,6 +276,8 @@ def _describe(what: Any) -> str:
             )
     elif isinstance(what, Timer):
         text = f"timer {_name(what.fn)}{_args(what.args)}"
+    elif isinstance(what, _SyncDone):
+        text = f"the continuation of a sync, {_name(what.fn)}{_args(what.args)}"
     elif isinstance(what, str):
         text = what
     else:
