@@ -65,6 +65,8 @@ __all__ = [
     "Target",
     "partition_groups",
     "partition_cuts",
+    "partition_blocks",
+    "cut_count",
 ]
 
 Target = str | tuple[str, ...]
@@ -351,36 +353,45 @@ def partition_groups(
     raise ValueError(f"unknown partition shape {shape!r}")
 
 
-def partition_cuts(shape: str, groups: list[list[str]]) -> set[tuple[str, str]]:
-    """Return the ordered pairs ``(a, b)`` such that ``a`` cannot reach ``b``."""
-    cuts: set[tuple[str, str]] = set()
+def partition_blocks(
+    shape: str, groups: list[list[str]]
+) -> tuple[list[list[str]], list[tuple[int, int]]]:
+    """The partition as groups that share a fate and the ordered pairs of groups that
+    cannot talk: a message from a container of group ``i`` to one of group ``j`` is cut iff
+    ``(i, j)`` is blocked. ``groups`` are :func:`partition_groups`' result. The cost is the
+    containers named plus the blocked pairs: a few for every shape but ``majorities-ring``,
+    whose every container is a group of its own.
+    """
     if shape == "one-way":
-        source, dest = groups
-        return {(a, b) for a in source for b in dest if a != b}
+        return [list(groups[0]), list(groups[1])], [(0, 1)]
     if shape == "bridge":
-        half_a, half_b, _bridge = groups
-        for a in half_a:
-            for b in half_b:
-                cuts.add((a, b))
-                cuts.add((b, a))
-        return cuts
+        half_a, half_b, bridge = groups
+        return [list(half_a), list(half_b), list(bridge)], [(0, 1), (1, 0)]
     if shape == "majorities-ring":
         (ring,) = groups
         n = len(ring)
         reach = -(-(n // 2) // 2)  # each side of the ring: ceil((n // 2) / 2)
-        for i, a in enumerate(ring):
-            for j, b in enumerate(ring):
-                distance = min((i - j) % n, (j - i) % n)
-                if distance > reach:
-                    cuts.add((a, b))
-        return cuts
-    for i, group in enumerate(groups):
-        for other in groups[i + 1 :]:
-            for a in group:
-                for b in other:
-                    cuts.add((a, b))
-                    cuts.add((b, a))
-    return cuts
+        blocked = [
+            (i, j)
+            for i in range(n)
+            for j in range(n)
+            if min((i - j) % n, (j - i) % n) > reach
+        ]
+        return [[c] for c in ring], blocked
+    listed = [list(g) for g in groups]
+    return listed, [(i, j) for i in range(len(listed)) for j in range(len(listed)) if i != j]
+
+
+def partition_cuts(shape: str, groups: list[list[str]]) -> set[tuple[str, str]]:
+    """Return the ordered pairs ``(a, b)`` such that ``a`` cannot reach ``b`` (every pair:
+    for inspection and tests; the simulator keeps :func:`partition_blocks`' groups)."""
+    members, blocked = partition_blocks(shape, groups)
+    return {(a, b) for i, j in blocked for a in members[i] for b in members[j] if a != b}
+
+
+def cut_count(members: list[list[str]], blocked: list[tuple[int, int]]) -> int:
+    """How many ordered pairs of containers a partition cuts, without listing them."""
+    return sum(len(members[i]) * len(members[j]) for i, j in blocked)
 
 
 def _draw(containers: list[str], rng: np.random.Generator | None) -> str:

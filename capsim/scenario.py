@@ -488,8 +488,8 @@ class Scenario:
     """A whole scenario: cluster, network, policy, workload and fault schedule.
 
     The run lasts ``duration`` of simulated time; then the final phase heals every fault,
-    waits ``settle`` and reads every key from every container (unless ``final_reads`` is
-    false).
+    waits ``settle`` and reads every key through each container that holds a replica of
+    its shard (unless ``final_reads`` is false).
     """
 
     name: Annotated[str, Field(max_length=1000)] = "scenario"

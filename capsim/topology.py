@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
@@ -52,17 +53,31 @@ class Placement:
         return self.shard_owner[i % len(self.shard_owner)]
 
     def shards_of(self, container: str) -> list[int]:
-        """The shards with a replica on ``container``."""
-        return [s for s, group in enumerate(self.replicas) if container in group]
+        """The shards with a replica on ``container``, in order."""
+        return list(self._by_container.get(container, ()))
+
+    @cached_property
+    def _by_container(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for shard, group in enumerate(self.replicas):
+            for cid in group:
+                out.setdefault(cid, []).append(shard)
+        return out
 
 
 def place(scenario: Scenario) -> Placement:
-    """Compute the placement of ``scenario``'s containers, shards and keys."""
+    """Compute the placement of ``scenario``'s containers, shards and keys.
+
+    Each shard walks the container ring only as far as it must to choose its replicas, so
+    building a placement costs about ``shards * replication_factor`` steps beyond sorting
+    the rings, not ``shards * containers``.
+    """
     cluster = scenario.cluster
     ids = container_ids(cluster.containers)
     zone_of = cluster.zone_of()
     order = {cid: i for i, cid in enumerate(ids)}
     rf = cluster.rf
+    zones_total = len(set(zone_of.values()))
 
     points = sorted(
         (ring_hash(f"container/{cid}/{v}"), cid) for cid in ids for v in range(cluster.vnodes)
@@ -73,28 +88,24 @@ def place(scenario: Scenario) -> Placement:
         if rf == len(ids):
             replicas.append(tuple(ids))
             continue
-        start = bisect.bisect_left(hashes, ring_hash(f"shard/{shard}"))
-        walk: list[str] = []
-        seen: set[str] = set()
-        for i in range(len(points)):
-            cid = points[(start + i) % len(points)][1]
-            if cid not in seen:
-                seen.add(cid)
-                walk.append(cid)
+        walk = _Walk(points, bisect.bisect_left(hashes, ring_hash(f"shard/{shard}")))
         chosen: list[str] = []
         zones_used: set[str] = set()
-        zones_total = len(set(zone_of.values()))
-        for cid in walk:
-            if len(chosen) == rf:
-                break
+        # First pass: a container from a zone not yet used, while unused zones remain.
+        i = 0
+        while len(chosen) < rf and walk.has(i):
+            cid = walk.at(i)
+            i += 1
             if zone_of[cid] not in zones_used:
                 chosen.append(cid)
                 zones_used.add(zone_of[cid])
                 if len(zones_used) == zones_total:
                     zones_used.clear()
-        for cid in walk:
-            if len(chosen) == rf:
-                break
+        # Second pass: any container not yet taken, in ring order.
+        i = 0
+        while len(chosen) < rf and walk.has(i):
+            cid = walk.at(i)
+            i += 1
             if cid not in chosen:
                 chosen.append(cid)
         replicas.append(tuple(sorted(chosen, key=order.__getitem__)))
@@ -111,6 +122,33 @@ def place(scenario: Scenario) -> Placement:
         shard_tokens=tuple(t for t, _ in tokens),
         shard_owner=tuple(s for _, s in tokens),
     )
+
+
+class _Walk:
+    """The distinct containers met walking the ring clockwise from ``start``, found lazily."""
+
+    __slots__ = ("points", "start", "step", "seen", "found")
+
+    def __init__(self, points: list[tuple[int, str]], start: int):
+        self.points = points
+        self.start = start
+        self.step = 0
+        self.seen: set[str] = set()
+        self.found: list[str] = []
+
+    def has(self, i: int) -> bool:
+        """Whether the walk meets at least ``i + 1`` distinct containers."""
+        points, n = self.points, len(self.points)
+        while len(self.found) <= i and self.step < n:
+            cid = points[(self.start + self.step) % n][1]
+            self.step += 1
+            if cid not in self.seen:
+                self.seen.add(cid)
+                self.found.append(cid)
+        return len(self.found) > i
+
+    def at(self, i: int) -> str:
+        return self.found[i]
 
 
 def topology_graph(scenario: Scenario) -> nx.Graph:

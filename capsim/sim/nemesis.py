@@ -37,7 +37,8 @@ from capsim.faults import (
     Restart,
     RollingUpgrade,
     ZoneOutage,
-    partition_cuts,
+    cut_count,
+    partition_blocks,
     partition_groups,
 )
 from capsim.sim.cluster import Cluster
@@ -203,8 +204,8 @@ class Nemesis:
         except ValueError as exc:
             self._record(key, "partition", "skipped", spec, reason=str(exc))
             return
-        cuts = partition_cuts(fault.shape, resolved)
-        self._cut(key, "partition", sorted(cuts), fault.duration)
+        members, blocked = partition_blocks(fault.shape, resolved)
+        self._cut(key, "partition", members, blocked, fault.duration)
         self._record(
             key,
             "partition",
@@ -213,18 +214,23 @@ class Nemesis:
             shape=fault.shape,
             targets=targets or [],
             groups=resolved,
-            cuts=len(cuts),
+            cuts=cut_count(members, blocked),
         )
 
     def _cut(
-        self, key: Key, kind: str, cuts: list[tuple[str, str]], duration: float | None
+        self,
+        key: Key,
+        kind: str,
+        members: list[list[str]],
+        blocked: list[tuple[int, int]],
+        duration: float | None,
     ) -> None:
-        index = {cid: c.idx for cid, c in self.cluster.by_id.items()}
-        pairs = [(index[a], index[b]) for a, b in cuts]
-        self.network.add_cuts(pairs)
+        by_id = self.cluster.by_id
+        groups = [[by_id[c].idx for c in group] for group in members]
+        partition = self.network.add_partition(groups, blocked)
 
         def end() -> None:
-            self.network.remove_cuts(pairs)
+            self.network.remove_partition(partition)
             self._record(key, kind, "end")
 
         self._until_end(key, duration, kind, end, healable=True)
@@ -387,9 +393,7 @@ class Nemesis:
     def _zone_outage(self, key: Key, fault: ZoneOutage) -> None:
         zone = [c.id for c in self.cluster.zones[fault.zone]]
         if fault.mode == "isolate":
-            rest = [c.id for c in self.cluster.containers if c.id not in zone]
-            cuts = sorted(partition_cuts("groups", [zone, rest]))
-            self._cut(key, "zone-outage", cuts, fault.duration)
+            self._cut(key, "zone-outage", [zone], [(0, 1), (1, 0)], fault.duration)
             self._record(
                 key, "zone-outage", "start", zone=fault.zone, mode=fault.mode, targets=zone
             )

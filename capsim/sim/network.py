@@ -113,12 +113,14 @@ class Network:
         self.engine = engine
         self.spec = spec
         self.containers = containers
-        n = len(containers)
-        # cut[a][b] counts the partitions in force that stop a reaching b.
-        self.cut = [[0] * n for _ in range(n)]
-        self.cut_pairs = 0
-        self.cut_version = 0
-        self.link_class = [[0 if a.zone == b.zone else 1 for b in containers] for a in containers]
+        # The partitions in force, each (label of every container, blocked[label][label]):
+        # a message from a to b is cut iff some partition blocks (label[a], label[b]).
+        # Applying one costs the containers, not their pairs; a check costs one lookup per
+        # partition in force, and nothing when there is none.
+        self.partitions: list[tuple[list[int], list[list[bool]]]] = []
+        self.cut_version = 0  # changes whenever reachability does
+        zones: dict[str, int] = {}
+        self.zone_of = [zones.setdefault(c.zone, len(zones)) for c in containers]
         self._samplers: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
         self._default = (
             draws(spec.latency.same_zone, engine.stream("network.latency.same_zone")),
@@ -137,8 +139,8 @@ class Network:
         self._loss_draws = uniforms(engine, "network.loss") if spec.loss > 0 else None
         self._dup_draws = uniforms(engine, "network.duplicate") if spec.duplicate > 0 else None
         self._fifo_last: dict[int, float] | None = {} if spec.fifo else None
-        # degraded[a][b]: the link faults in force on the pair, or None.
-        self.degraded: list[list[list[LinkEffect] | None]] = [[None] * n for _ in range(n)]
+        # The link faults in force, by ordered pair (src * 65536 + dst).
+        self.degraded: dict[int, list[LinkEffect]] = {}
         self.degraded_pairs = 0
         self._bandwidth = spec.bandwidth
         self._link_free: dict[int, float] = {}
@@ -198,7 +200,7 @@ class Network:
         msg._client = client
         src_i = src_c.idx
         dst_i = dst_c.idx
-        if self.cut_pairs and self.cut[src_i][dst_i]:
+        if self.partitions and self._cut(src_i, dst_i):
             self._drop(msg, "partition")
             return msg
         # Loss and duplication are the links' doing: a client talking to its own home
@@ -209,7 +211,7 @@ class Network:
             return msg
         if client is None and kind != CLIENT:
             # _latency's common case, inlined: one link's draw.
-            cls = self.link_class[src_i][dst_i]
+            cls = 0 if self.zone_of[src_i] == self.zone_of[dst_i] else 1
             sampler = self._samplers[cls].get(kind)
             delay = next(sampler if sampler is not None else self._default[cls])
         else:
@@ -219,7 +221,7 @@ class Network:
             if self._bandwidth is not None and lossy:
                 delay += self._transmission(msg, src_i, dst_i, now)
             if self.degraded_pairs:
-                effects = self.degraded[src_i][dst_i]
+                effects = self.degraded.get(src_i * 65536 + dst_i)
                 if effects:
                     for effect in effects:
                         if effect.loss and next(effect.uniforms) < effect.loss:
@@ -265,11 +267,11 @@ class Network:
             # from the home container to the node if they differ.
             delay = next(self._client)
             if src_i != dst_i:
-                cls = self.link_class[src_i][dst_i]
+                cls = 0 if self.zone_of[src_i] == self.zone_of[dst_i] else 1
                 sampler = self._samplers[cls].get(msg.kind)
                 delay += next(sampler if sampler is not None else self._default[cls])
             return delay
-        cls = self.link_class[src_i][dst_i]
+        cls = 0 if self.zone_of[src_i] == self.zone_of[dst_i] else 1
         sampler = self._samplers[cls].get(msg.kind)
         return next(sampler if sampler is not None else self._default[cls])
 
@@ -311,7 +313,7 @@ class Network:
     def _deliver(self, msg: Message) -> None:
         dst_c = msg._dst_c
         src_i = msg._src_c.idx
-        if self.cut_pairs and self.cut[src_i][dst_c.idx]:
+        if self.partitions and self._cut(src_i, dst_c.idx):
             self._drop(msg, "partition")
             return
         client = msg._client
@@ -358,28 +360,45 @@ class Network:
 
     # -- partitions ----------------------------------------------------------------------
 
-    def add_cuts(self, pairs: list[tuple[int, int]]) -> None:
-        """Start cutting each ordered pair of container indices ``(a, b)``."""
-        self.cut_version += 1
-        for a, b in pairs:
-            if self.cut[a][b] == 0:
-                self.cut_pairs += 1
-            self.cut[a][b] += 1
+    def _cut(self, a: int, b: int) -> bool:
+        """Whether a partition in force stops container ``a`` reaching container ``b``."""
+        # A loop, not any() over a generator: this runs for every message during a partition.
+        for label, blocked in self.partitions:  # noqa: SIM110
+            if blocked[label[a]][label[b]]:
+                return True
+        return False
 
-    def remove_cuts(self, pairs: list[tuple[int, int]]) -> None:
-        """Stop one cut of each ordered pair (undoes one :meth:`add_cuts`)."""
+    def reachable(self, a: int, b: int) -> bool:
+        """Whether messages from container index ``a`` reach ``b`` (partitions only)."""
+        return not (self.partitions and self._cut(a, b))
+
+    def add_partition(self, groups: list[list[int]], blocked: list[tuple[int, int]]) -> object:
+        """Start a partition: ``groups`` of container indices, and the ordered pairs of
+        groups that cannot talk (containers in no group form one more group, blocked from
+        nobody). Returns a handle for :meth:`remove_partition`. Partitions stack."""
+        label = [len(groups)] * len(self.containers)
+        for g, members in enumerate(groups):
+            for idx in members:
+                label[idx] = g
+        matrix = [[False] * (len(groups) + 1) for _ in range(len(groups) + 1)]
+        for i, j in blocked:
+            matrix[i][j] = True
+        partition = (label, matrix)
+        self.partitions.append(partition)
         self.cut_version += 1
-        for a, b in pairs:
-            self.cut[a][b] -= 1
-            if self.cut[a][b] == 0:
-                self.cut_pairs -= 1
+        return partition
+
+    def remove_partition(self, partition: object) -> None:
+        """End a partition :meth:`add_partition` started."""
+        self.partitions.remove(partition)
+        self.cut_version += 1
 
     def add_link_effect(self, pairs: list[tuple[int, int]], effect: LinkEffect) -> None:
         """Apply a link fault's ``effect`` to each ordered pair of container indices."""
         for a, b in pairs:
-            effects = self.degraded[a][b]
+            effects = self.degraded.get(a * 65536 + b)
             if effects is None:
-                self.degraded[a][b] = [effect]
+                self.degraded[a * 65536 + b] = [effect]
                 self.degraded_pairs += 1
             else:
                 effects.append(effect)
@@ -388,10 +407,10 @@ class Network:
     def remove_link_effect(self, pairs: list[tuple[int, int]], effect: LinkEffect) -> None:
         """Undo :meth:`add_link_effect`."""
         for a, b in pairs:
-            effects = self.degraded[a][b]
+            effects = self.degraded[a * 65536 + b]
             effects.remove(effect)
             if not effects:
-                self.degraded[a][b] = None
+                del self.degraded[a * 65536 + b]
                 self.degraded_pairs -= 1
         self._update_slow()
 

@@ -422,7 +422,7 @@ class Workload:
         """1 if ``home`` exchanges messages both ways with a strict majority of the shard's
         replicas, 2 if not, 0 when no partition is in force."""
         net = self.network
-        if not net.cut_pairs:
+        if not net.partitions:
             return 0
         if net.cut_version != self._side_version:
             self._side_cache.clear()
@@ -430,18 +430,28 @@ class Workload:
         key = (home, shard)
         side = self._side_cache.get(key)
         if side is None:
-            cut = net.cut
+            reachable = net.reachable
             replicas = self._replica_idx[shard]
-            reach = sum(1 for r in replicas if r == home or (not cut[home][r] and not cut[r][home]))
+            reach = sum(
+                1 for r in replicas if r == home or (reachable(home, r) and reachable(r, home))
+            )
             side = self._side_cache[key] = 1 if 2 * reach > len(replicas) else 2
         return side
 
     # -- the final phase ---------------------------------------------------------------------
 
     def final_reads(self) -> None:
-        """Read every key from every container, each read its own process."""
+        """Read every key from each of its shard's replicas: a client homed on each replica
+        container reads the keys whose shards it holds, each read its own process."""
+        keys_of: dict[str, list[int]] = {}
+        for key_index, shard in enumerate(self.key_shard):
+            for cid in self.placement.replicas[shard]:
+                keys_of.setdefault(cid, []).append(key_index)
         for container in self.cluster.containers:
+            indices = keys_of.get(container.id)
+            if not indices:
+                continue
             client = self._client(f"final-{container.id}", container.zone, container)
-            for key_index in range(len(self.keys)):
+            for key_index in indices:
                 op = self._invoke(client, self._new_process(), READ, key_index, final=True)
                 self.final_ops.append(op)

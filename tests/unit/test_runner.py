@@ -244,3 +244,22 @@ def test_consistency_check_is_skipped_above_the_size_limit_and_unknown_past_the_
     assert unknown["check"] == "unknown" and unknown["linearizable"] is None
     off = run(make_scenario(check={"linearizable": False}), seed=1).summary["consistency"]
     assert off["check"] == "skipped"
+
+
+def test_final_phase_reads_each_key_through_each_of_its_replicas_only():
+    # 7 containers, replication factor 3: every key is read three times, through the
+    # containers that hold its shard, not seven times.
+    sc = make_scenario(
+        cluster={"containers": 7, "shards": 4, "replication_factor": 3},
+        workload={"keys": 9},
+    )
+    world = build(sc, seed=1)
+    world.run()
+    res = world.result(world.digest(), 0.0)
+    assert res.summary["final"]["total"] == 27 and res.summary["final"]["ok"] == 27
+    ops = res.history.operations()
+    names = res.history.nodes.names
+    for i in np.flatnonzero(ops.final):
+        key = ops.key_name(i)
+        entry = names[res.history.node[ops.invoke_index[i]]]
+        assert entry in world.placement.replicas[world.placement.shard_of(key)]
