@@ -3,8 +3,8 @@
 A run has two phases. The main phase lasts the scenario's ``duration``: clients invoke
 operations and the nemesis applies faults. Then the final phase heals every fault
 (partitions end, crashed containers restart), waits ``settle`` and reads every key through
-each of its shard's replicas' containers; those reads are reported apart. The run ends when the last final read
-has completed or timed out.
+each of its shard's replicas' containers; those reads are reported apart. The run ends
+when the last final read has completed or timed out.
 
 If the policy raises (see :class:`~capsim.errors.PolicyError`), the run stops there and
 is measured up to that instant; :func:`run` raises the error with that partial result
