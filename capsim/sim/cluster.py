@@ -28,7 +28,7 @@ from capsim.distributions import Constant, draws
 from capsim.scenario import Image, Scenario
 from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
-from capsim.sim.node import Node, Runtime, Timer, bind
+from capsim.sim.node import Node, Runtime, _Due, bind
 from capsim.sim.storage import Disk, Durable
 from capsim.topology import Placement
 
@@ -145,9 +145,9 @@ class Container:
 
     # -- pause -------------------------------------------------------------------------------
 
-    def defer(self, timer: Timer) -> None:
+    def defer(self, due: _Due) -> None:
         """Hold a timer that came due while paused; it runs on resume."""
-        self.deferred.append(timer)
+        self.deferred.append(due)
 
     def resume(self) -> None:
         """Handle everything that came due while paused, in order."""
@@ -156,9 +156,11 @@ class Container:
         for item in deferred:
             if self.paused or not self.up:
                 break  # paused or crashed again by something handled here
-            if isinstance(item, Timer):
-                if not item.cancelled and item.rt.alive:
-                    item.rt.call(item.fn, item.args, item)
+            if isinstance(item, _Due):
+                timer = item.timer
+                if timer._due is item and not timer.cancelled and timer.rt.alive:
+                    timer._due = None
+                    timer.rt.call(timer.fn, timer.args, timer)
             elif isinstance(item, tuple):
                 self._served(item[1], self.incarnation)
             else:
@@ -221,7 +223,13 @@ class Cluster:
                 Container(i, cid, placement.zone_of[cid], image, engine, disk, service_draws)
             )
         self.by_id = {c.id: c for c in self.containers}
-        self.zones = {zone: [c for c in self.containers if c.zone == zone] for zone in spec.zones}
+        self.zones = {zone: [] for zone in spec.zones}
+        for container in self.containers:
+            self.zones[container.zone].append(container)
+        # Each shard's current members (placement decides who holds a replica; a policy may
+        # reorder or narrow the membership, as a chain does when it drops a failed node).
+        self.members: list[tuple[str, ...]] = list(placement.replicas)
+        self.members_version = 0
         self.network: Network | None = None
         self.on_event: Callable[[dict], None] | None = None
 
@@ -230,10 +238,13 @@ class Cluster:
 
     def boot(self) -> None:
         """Start every replica at time zero (containers are already running)."""
+        services = sorted(self.policy.services)
         for container in self.containers:
             tracking = not container.disk.instant
             for shard in self.placement.shards_of(container.id):
                 container.durables[shard] = Durable(tracking=tracking)
+            for name in services:
+                container.durables[name] = Durable(tracking=tracking)
             self._start_replicas(container)
             if tracking:
                 self.engine.call_in(
@@ -249,23 +260,24 @@ class Cluster:
     def _start_replicas(self, container: Container) -> None:
         params = self.params_for(container.image)
         started = []
-        for shard in sorted(container.durables):
-            node = self.policy()
+        # Replicas by shard, then services by name (durables holds both kinds of key).
+        for key in sorted(container.durables, key=lambda k: (isinstance(k, str), k)):
+            cls = self.policy.services[key] if isinstance(key, str) else self.policy
+            node = cls()
             rt = bind(
                 node,
                 container=container,
-                shard=shard,
-                peers=self.placement.replicas[shard],
+                key=key,
                 params=params,
-                durable=container.durables[shard],
-                rng=self.engine.stream(f"node.{container.id}.{shard}"),
+                durable=container.durables[key],
+                rng=self.engine.stream(f"node.{container.id}.{key}"),
                 net=self.network,
                 engine=self.engine,
-                containers=self.by_id,
+                cluster=self,
                 policy=self.policy_name,
             )
-            container.replicas[shard] = node
-            container.runtimes[shard] = rt
+            container.replicas[key] = node
+            container.runtimes[key] = rt
             started.append(rt)
         for rt in started:
             rt.start()
@@ -339,10 +351,30 @@ class Cluster:
         container.resume()
         return True
 
-    def node(self, cid: str, shard: int = 0) -> Node | None:
-        """The live replica of ``shard`` on ``cid``, or None if down or not placed there."""
+    def node(self, cid: str, shard: int | str = 0) -> Node | None:
+        """The live replica of ``shard`` (or the service of that name) on ``cid``, or None
+        if down or not placed there."""
         container = self.by_id[cid]
         return container.replicas.get(shard) if container.up else None
+
+    def set_members(self, shard: int, members, *, by: str) -> None:
+        """Change ``shard``'s membership (see ``Node.set_members``); ``by`` names the
+        container asking, for the node log."""
+        members = tuple(members)
+        hosts = self.placement.replicas[shard]
+        if not members:
+            raise ValueError(f"shard {shard} needs at least one member")
+        if len(set(members)) != len(members):
+            raise ValueError(f"members of shard {shard} repeat: {list(members)}")
+        strangers = [m for m in members if m not in hosts]
+        if strangers:
+            raise ValueError(
+                f"{strangers} hold no replica of shard {shard} (its hosts: {list(hosts)})"
+            )
+        if members != self.members[shard]:
+            self.members[shard] = members
+            self.members_version += 1
+            self.engine.node_log(by, shard, f"members of shard {shard}: {' '.join(members)}")
 
     def with_role(self, roles: tuple[str, ...], shard: int = 0) -> list[str]:
         """Ids of live containers whose replica of ``shard`` reports one of ``roles``."""

@@ -47,8 +47,8 @@ __all__ = ["Network", "Message", "LinkEffect", "CLIENT", "CLIENT_REPLY", "DROP_R
 
 CLIENT = "client"
 CLIENT_REPLY = "client_reply"
-DROP_REASONS = ("partition", "loss", "link", "down")
-_DROP_CODE = {"partition": 1, "loss": 2, "link": 3, "down": 4}
+DROP_REASONS = ("partition", "loss", "link", "down", "no-replica")
+_DROP_CODE = {"partition": 1, "loss": 2, "link": 3, "down": 4, "no-replica": 5}
 
 
 class LinkEffect:
@@ -69,9 +69,10 @@ class Message:
     Policies read ``src``, ``dst`` (container ids), ``kind`` (a short string such as
     ``"write"`` or ``"ack"``, which also selects the latency distribution), ``body``
     (anything; treat it as immutable once sent), ``id`` (unique in the run), ``reply_to``
-    (the id of the message this answers, or ``None``) and ``sent_at``: the sender's clock
-    when it sent the message (so clock faults show in it, as a timestamp a real sender
-    writes would), ``None`` for a client's request.
+    (the id of the message this answers, or ``None``), ``shard`` (the shard it is for, or
+    the name of the service it is for), ``size`` (bytes, for bandwidth) and ``sent_at``:
+    the sender's clock when it sent the message (so clock faults show in it, as a
+    timestamp a real sender writes would), ``None`` for a client's request.
     """
 
     __slots__ = (
@@ -82,8 +83,10 @@ class Message:
         "id",
         "reply_to",
         "shard",
+        "size",
         "sent_at",
         "_sent",
+        "_from",
         "callbacks",
         "_src_c",
         "_dst_c",
@@ -172,11 +175,15 @@ class Network:
         src_c,
         dst_c,
         client=None,
+        from_key=None,
+        size=None,
     ) -> Message:
         """Send a message from container ``src_c`` to container ``dst_c``; returns it.
 
         ``src`` and ``dst`` are the names the receiver sees (a client's name on the client
-        leg). A message to or from a ``client`` travels on the client leg.
+        leg). A message to or from a ``client`` travels on the client leg. ``shard`` is the
+        key of the node it is for on ``dst_c`` (a shard number or a service name) and
+        ``from_key`` the sender's, for replies; ``size`` its bytes (None: by kind).
         """
         self.sent += 1
         msg = Message()
@@ -187,6 +194,8 @@ class Network:
         msg.id = self.sent  # ids count messages sent: 1, 2, 3, ...
         msg.reply_to = reply_to
         msg.shard = shard
+        msg._from = from_key
+        msg.size = size
         now = self._env._now
         msg._sent = now
         if client is not None and kind == CLIENT:
@@ -252,8 +261,10 @@ class Network:
 
     def _transmission(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
         """Seconds until ``msg`` has left the link: waiting for it to be free, then size / bw."""
-        spec = self.spec
-        size = spec.message_bytes_by_kind.get(msg.kind, spec.message_bytes)
+        size = msg.size
+        if size is None:
+            spec = self.spec
+            size = spec.message_bytes_by_kind.get(msg.kind, spec.message_bytes)
         pair = src_i * 65536 + dst_i
         start = max(now, self._link_free.get(pair, 0.0))
         done = start + size / self._bandwidth
@@ -289,7 +300,19 @@ class Network:
 
     def _duplicate(self, msg: Message) -> None:
         copy = Message()
-        for slot in ("src", "dst", "kind", "body", "id", "reply_to", "shard", "sent_at", "_sent"):
+        for slot in (
+            "src",
+            "dst",
+            "kind",
+            "body",
+            "id",
+            "reply_to",
+            "shard",
+            "size",
+            "sent_at",
+            "_sent",
+            "_from",
+        ):
             setattr(copy, slot, getattr(msg, slot))
         copy._src_c = msg._src_c
         copy._dst_c = msg._dst_c
@@ -317,11 +340,16 @@ class Network:
             self._drop(msg, "partition")
             return
         client = msg._client
-        if client is None and not dst_c.up:
-            self._drop(msg, "down")
-            if msg.kind == CLIENT:
-                dst_c.refuse(msg)
-            return
+        if client is None:
+            if not dst_c.up:
+                self._drop(msg, "down")
+                if msg.kind == CLIENT:
+                    dst_c.refuse(msg)
+                return
+            if msg.shard not in dst_c.runtimes and msg.kind != CLIENT:
+                # No replica of that shard (or no such service) there: nobody to take it.
+                self._drop(msg, "no-replica")
+                return
         self.delivered += 1
         self._times.append(self._env._now)
         # The trace code of _trace_code, inlined on the hot path.

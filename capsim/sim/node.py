@@ -7,16 +7,34 @@ away, and a restart builds a new instance and calls :meth:`Node.on_start` again.
 of simulated time:
 
 * :meth:`on_start`: at boot and after every restart. Set up state and timers here.
-* :meth:`on_message`: a message from another replica of the same shard.
+* :meth:`on_message`: a message from another node.
 * :meth:`on_client`: a client's request; answer it with :meth:`ok`, :meth:`fail` or
   :meth:`redirect`, now or later. Leave it unanswered and the client times out.
 
 To act, a node calls :meth:`send`, :meth:`broadcast`, :meth:`rpc` (request and response,
-with a timeout), :meth:`reply`, :meth:`set_timer`, :meth:`sync`, :meth:`now` (its own
-clock, which clock faults shift) and :meth:`log` (a line in the run's ``node.log``).
-Measurement and invariant checks read a replica without sending messages, through
-:attr:`role`, :attr:`term`, :meth:`value_of` and :meth:`applied_log`: keep them current and
-free of side effects.
+with or without a timeout), :meth:`reply`, :meth:`set_timer` (a :class:`Timer` can be
+cancelled or reset), :meth:`sync`, :meth:`now` (its own clock, which clock faults shift)
+and :meth:`log` (a line in the run's ``node.log``). It reads its shard's current
+membership as :attr:`peers` and may change it with :meth:`set_members`. Measurement and
+invariant checks read a replica without sending messages, through :attr:`role`,
+:attr:`term`, :meth:`value_of` and :meth:`applied_log`: keep them current and free of side
+effects.
+
+Addressing. A message goes to a container and, on it, to one node: by default the
+replica of the sender's own shard; ``send(dst, kind, body, shard=k)`` reaches shard
+``k``'s replica there, ``service=name`` a *service*. A policy lists its services in
+``services = {"name": ServiceClass}``: each container runs one instance of each (a
+:class:`Node` subclass with ``shard`` ``None`` and ``service`` its name), started and
+crashed with the container, for work that belongs to a container rather than to a shard
+(a configuration manager, a hint store for hinted handoff, a coordinator that holds no
+replica). A message to a container that has no such replica or service is dropped and
+counted (reason ``no-replica``).
+
+Clients. A client sends a request to the container :meth:`route` names (by default its
+home container if that holds a replica of the key's shard, else the shard's first
+member in its zone, else its first member), follows redirects, and remembers where a
+request of that shard last succeeded (a leader hint, as etcd and MongoDB drivers keep)
+so that the next one goes there first; a definite failure or a timeout there forgets it.
 
 Mistakes in a policy are reported, not swallowed: an exception raised by any callback,
 a message sent to a container that does not exist, a request answered twice or a timer
@@ -47,14 +65,28 @@ A minimal policy, a single register on the first replica::
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from capsim.errors import PolicyError
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message
 from capsim.sim.storage import Durable, DurableLog
 
-__all__ = ["Node", "Request", "Timer", "Durable", "DurableLog", "Message", "Runtime"]
+__all__ = [
+    "Node",
+    "Request",
+    "Timer",
+    "Durable",
+    "DurableLog",
+    "Message",
+    "Runtime",
+    "RPC_FORGET_S",
+]
+
+#: An rpc without a timeout is forgotten this many simulated seconds after it was sent
+#: (a later reply goes to ``on_message``), so unanswered rpcs never pile up.
+RPC_FORGET_S = 60.0
 
 
 class Request:
@@ -64,7 +96,7 @@ class Request:
     the value to write, the element to add, or for ``cas`` a tuple ``(expected, new)``.
     ``id`` identifies the operation and stays the same when the client retries it, so a
     policy can apply a retried write once (each attempt is a new ``Request``, answered
-    once). ``client`` is the client's name.
+    once). ``shard`` is the key's shard and ``client`` the client's name.
     """
 
     __slots__ = (
@@ -94,34 +126,61 @@ class Request:
 
 
 class Timer:
-    """A pending timer; :meth:`cancel` stops it from firing."""
+    """A pending call: :meth:`cancel` stops it, :meth:`reset` moves it."""
 
-    __slots__ = ("callbacks", "rt", "fn", "args", "cancelled")
-    _ok = True  # read by SimPy's step
+    __slots__ = ("rt", "fn", "args", "delay", "cancelled", "_due")
 
     def cancel(self) -> None:
         """Stop the timer (a no-op if it has fired already)."""
         self.cancelled = True
 
+    def reset(self, delay: float | None = None) -> None:
+        """Fire ``delay`` seconds of the node's clock from now (default: the delay it was
+        set with) instead of when it was due, whether it is pending, cancelled or has
+        fired already (an election timeout pushed back by every heartbeat)."""
+        if delay is None:
+            delay = self.delay
+        _check_delay(delay, "Timer.reset")
+        rt = self.rt
+        if not rt.alive:
+            return
+        self.delay = delay
+        self.cancelled = False
+        rt.arm(self, rt.container.real_delay(delay))
 
-def _fire(timer: Timer) -> None:
-    if timer.cancelled:
-        return
+
+class _Due:
+    """A timer's scheduled instant on SimPy's queue (a reset leaves the old one inert)."""
+
+    __slots__ = ("callbacks", "timer")
+    _ok = True  # read by SimPy's step
+
+
+def _fire(due: _Due) -> None:
+    timer = due.timer
+    if timer._due is not due or timer.cancelled:
+        return  # reset or cancelled since
     rt = timer.rt
     if not rt.alive:
         return
     container = rt.container
     if container.paused:
-        container.defer(timer)
+        container.defer(due)
         return
+    timer._due = None
     rt.call(timer.fn, timer.args, timer)
 
 
 _FIRE = (_fire,)
 
 
+def _check_delay(delay: Any, where: str) -> None:
+    if not (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0):
+        raise ValueError(f"{where}: the delay must be a finite number >= 0, got {delay!r}")
+
+
 class Runtime:
-    """capsim's side of one replica: where it lives, its timers and pending rpcs.
+    """capsim's side of one node: where it lives, its timers and pending rpcs.
 
     Kept apart from the :class:`Node` instance (a policy sees only the node), so that no
     attribute a policy chooses can break the framework.
@@ -130,13 +189,17 @@ class Runtime:
     __slots__ = (
         "node",
         "id",
+        "key",
         "shard",
+        "service",
         "container",
+        "cluster",
         "net",
         "engine",
         "containers",
         "alive",
         "pending",
+        "forget",
         "policy",
     )
 
@@ -179,13 +242,19 @@ class Runtime:
         if pending is not None and pending[2] is not None:
             pending[2]()
 
+    def forget_old_rpcs(self) -> None:
+        """Drop rpcs without a timeout sent more than ``RPC_FORGET_S`` ago."""
+        forget, now = self.forget, self.engine.now
+        while forget and forget[0][0] <= now:
+            self.pending.pop(forget.popleft()[1], None)
+
     def failure(self, exc: BaseException, what: Any) -> PolicyError:
         """A :class:`PolicyError` for ``exc`` raised while handling ``what``."""
         return PolicyError(
             policy=self.policy,
             time=self.engine.now,
             container=self.id,
-            shard=self.shard,
+            shard=self.shard if self.service is None else self.service,
             handling=_describe(what),
             exc=exc,
         )
@@ -210,19 +279,41 @@ class Runtime:
             self.container,
             client.home,
             client,
+            self.key,
         )
 
-    def schedule(self, real_delay: float, fn: Callable[..., None], args: tuple) -> Timer:
+    def schedule(self, real_delay: float, fn: Callable[..., None], args: tuple, delay) -> Timer:
         timer = Timer()
-        timer.callbacks = _FIRE
         timer.rt = self
         timer.fn = fn
         timer.args = args
+        timer.delay = delay
         timer.cancelled = False
+        self.arm(timer, real_delay)
+        return timer
+
+    def arm(self, timer: Timer, real_delay: float) -> None:
+        """Put ``timer`` on the queue ``real_delay`` simulated seconds from now."""
+        due = _Due()
+        due.callbacks = _FIRE
+        due.timer = timer
+        timer._due = due
         engine = self.engine
         engine.events += 1
-        engine.env.schedule(timer, 1, real_delay)
-        return timer
+        engine.env.schedule(due, 1, real_delay)
+
+    def later(self, fn: Callable[..., None], args: tuple) -> _Due:
+        """A call held while the container is paused, run on resume."""
+        timer = Timer()
+        timer.rt = self
+        timer.fn = fn
+        timer.args = args
+        timer.delay = 0.0
+        timer.cancelled = False
+        due = _Due()
+        due.timer = timer
+        timer._due = due
+        return due
 
     def disk_done(self, mark, fn, args) -> None:
         """A sync completed on the disk: the writes are durable now, even if the container
@@ -233,12 +324,7 @@ class Runtime:
         if not self.container.disk.lies:
             self.node.durable.persist(mark)
         if self.container.paused:
-            timer = Timer()
-            timer.rt = self
-            timer.fn = fn
-            timer.args = args
-            timer.cancelled = False
-            self.container.defer(timer)
+            self.container.defer(self.later(fn, args))
         else:
             self.call(fn, args, _SyncDone(fn, args))
 
@@ -248,11 +334,29 @@ class Runtime:
         if container is None:
             names = list(self.containers)
             known = ", ".join(names) if len(names) <= 12 else f"{names[0]}..{names[-1]}"
+            members = ", ".join(self.node.peers) if self.service is None else "-"
             raise ValueError(
                 f"no container {dst!r} to send to (containers: {known}; "
-                f"this shard's replicas: {', '.join(self.node.peers)})"
+                f"this shard's members: {members})"
             )
         return container
+
+    def destination(self, shard: Any, service: Any) -> Any:
+        """The key of the node a message goes to: a shard number or a service name."""
+        if service is not None:
+            if service not in self.cluster.policy.services:
+                raise ValueError(
+                    f"no service {service!r}; the policy's services: "
+                    f"{sorted(self.cluster.policy.services) or 'none'}"
+                )
+            return service
+        if shard is not None:
+            if not (isinstance(shard, int) and 0 <= shard < len(self.cluster.members)):
+                raise ValueError(
+                    f"no shard {shard!r} (shards 0..{len(self.cluster.members) - 1})"
+                )
+            return shard
+        return self.key
 
 
 class _SyncDone:
@@ -266,7 +370,7 @@ class _SyncDone:
 
 
 def _describe(what: Any) -> str:
-    """What a replica was handling, for a failure report (bounded in length)."""
+    """What a node was handling, for a failure report (bounded in length)."""
     if isinstance(what, Message):
         if what.kind == CLIENT:
             text = f"client request {what.body!r} from {what.src}"
@@ -294,15 +398,16 @@ def _args(args: tuple) -> str:
 
 
 class Node:
-    """Base class of a replica's protocol; see the module docstring for the whole API.
+    """Base class of a replication policy's node; see the module docstring for the API.
 
     Attributes set by capsim before :meth:`on_start` (read them; capsim itself never reads
     them back, so reassigning one changes only the policy's own view): ``id`` (this
-    container's id, e.g. ``"n3"``), ``shard`` (the shard this replica serves), ``peers``
-    (the ids of every replica of the shard, this one included, in container order),
-    ``zone``, ``params`` (the policy's parameters, with this container's image version
-    applied), ``durable`` (:class:`Durable`) and ``rng`` (a numpy generator, this replica's
-    own random stream, which continues across restarts).
+    container's id, e.g. ``"n3"``), ``shard`` (the shard this replica serves; ``None`` for
+    a service), ``service`` (the service's name, or ``None`` for a replica), ``zone``,
+    ``params`` (the policy's parameters, with this container's image version applied),
+    ``durable`` (:class:`Durable`) and ``rng`` (a numpy generator, this node's own random
+    stream, which continues across restarts). :attr:`peers` is the shard's current
+    membership.
 
     Policy docstrings state their CAP claim: what the policy promises under a partition
     and what it gives up.
@@ -313,11 +418,13 @@ class Node:
     role: str | None = None
     #: The replica's term or epoch, or None if the policy has none.
     term: int | None = None
+    #: Services each container runs for this policy: name -> Node subclass.
+    services: ClassVar[dict[str, type[Node]]] = {}
 
-    # Bound by capsim (see Runtime); declared for readers and type checkers.
+    # Bound by capsim (see bind); declared for readers and type checkers.
     id: str
-    shard: int
-    peers: tuple[str, ...]
+    shard: int | None
+    service: str | None
     zone: str
     params: Any
     durable: Durable
@@ -328,10 +435,10 @@ class Node:
         """Called at boot and after every restart, before any message or request."""
 
     def on_message(self, msg: Message) -> None:
-        """Called for every message from another replica (including late rpc replies)."""
+        """Called for every message from another node (including late rpc replies)."""
 
     def on_client(self, req: Request) -> None:
-        """Called for every client request that reaches this replica.
+        """Called for every client request that reaches this node.
 
         The default refuses it, so a policy that serves clients must override this.
         """
@@ -354,6 +461,47 @@ class Node:
         """
         return None
 
+    @classmethod
+    def route(cls, op: str, members: tuple[str, ...], home: str, params: Any) -> Any:
+        """Where a client sends a request first: a container id, ``(container, service)``,
+        or ``None`` for the default (the client's home container if it holds a replica of
+        the shard, else the shard's first member in the client's zone, else its first
+        member, or where the shard's last request succeeded). ``op`` is the operation,
+        ``members`` the shard's current membership, ``home`` the client's home container,
+        ``params`` the policy's parameters there. A chain sends writes to its head and
+        reads to its tail; a leaderless store's client may go to any replica."""
+        return None
+
+    # -- reading the cluster -------------------------------------------------------------
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The shard's current members, this replica included (in container order unless
+        :meth:`set_members` chose another order); for a service, every container."""
+        rt = self.__rt
+        if rt.service is not None:
+            return tuple(rt.containers)
+        return rt.cluster.members[rt.shard]
+
+    def members(self, shard: int | None = None) -> tuple[str, ...]:
+        """The current members of ``shard`` (default: this replica's shard)."""
+        rt = self.__rt
+        return rt.cluster.members[rt.shard if shard is None else shard]
+
+    def hosts(self, shard: int | None = None) -> tuple[str, ...]:
+        """The containers placed to hold ``shard``'s replicas (default: this replica's
+        shard), whether or not they are current members."""
+        rt = self.__rt
+        return rt.cluster.placement.replicas[rt.shard if shard is None else shard]
+
+    def containers(self) -> tuple[str, ...]:
+        """Every container's id, in order."""
+        return tuple(self.__rt.containers)
+
+    def shard_of(self, key: str) -> int:
+        """The shard that owns ``key``."""
+        return self.__rt.cluster.placement.shard_of(key)
+
     # -- actions -----------------------------------------------------------------------------
 
     def now(self) -> float:
@@ -364,13 +512,35 @@ class Node:
         """Write a line to the run's node log (``--out DIR/node.log``), like ``print``:
         the parts joined by spaces, after the simulated time, the container and the shard."""
         rt = self.__rt
-        rt.engine.node_log(rt.id, rt.shard, " ".join(str(p) for p in parts))
+        where = rt.shard if rt.service is None else rt.service
+        rt.engine.node_log(rt.id, where, " ".join(str(p) for p in parts))
 
-    def send(self, dst: str, kind: str, body: Any = None) -> Message | None:
-        """Send ``body`` to replica ``dst`` of this shard as a message of ``kind``.
+    def set_members(self, members: tuple[str, ...] | list[str], shard: int | None = None) -> None:
+        """Change ``shard``'s membership (default: this replica's shard) to ``members``, in
+        the order given: containers placed to hold the shard, at least one, no repeats.
+        Every node sees it at once through :attr:`peers`; clients route by it. capsim moves
+        no state: the policy transfers what a new member needs, as messages."""
+        rt = self.__rt
+        shard = rt.shard if shard is None else shard
+        rt.cluster.set_members(shard, members, by=rt.id)
 
-        Returns the message (``None`` if this replica has crashed and can send nothing).
-        Sending to a container that does not exist is an error in the policy.
+    def send(
+        self,
+        dst: str,
+        kind: str,
+        body: Any = None,
+        *,
+        shard: int | None = None,
+        service: str | None = None,
+        size: int | None = None,
+    ) -> Message | None:
+        """Send ``body`` as a message of ``kind`` to container ``dst``: to its replica of
+        this shard, or of ``shard``, or to its ``service``. ``size`` in bytes, for
+        bandwidth (default: the scenario's ``message_bytes``, by kind).
+
+        Returns the message (``None`` if this node has crashed and can send nothing). A
+        container that does not exist is an error in the policy; one that holds no such
+        replica or service drops the message on arrival (counted as ``no-replica``).
         """
         rt = self.__rt
         if not rt.alive:
@@ -379,26 +549,33 @@ class Node:
             dst_c = rt.containers[dst]
         except (KeyError, TypeError):
             dst_c = rt.target(dst)  # raises a clear error
-        return rt.net.send(rt.id, dst, kind, body, rt.shard, None, rt.container, dst_c)
+        to = rt.key if shard is None and service is None else rt.destination(shard, service)
+        return rt.net.send(
+            rt.id, dst, kind, body, to, None, rt.container, dst_c, None, rt.key, size
+        )
 
-    def broadcast(self, kind: str, body: Any = None) -> None:
-        """Send ``body`` to every other replica of this shard."""
+    def broadcast(self, kind: str, body: Any = None, *, size: int | None = None) -> None:
+        """Send ``body`` to every other member of this shard."""
         me = self.__rt.id
         for peer in self.peers:
             if peer != me:
-                self.send(peer, kind, body)
+                self.send(peer, kind, body, size=size)
 
-    def reply(self, msg: Message, kind: str, body: Any = None) -> Message | None:
-        """Answer ``msg``: a message to its sender whose ``reply_to`` is ``msg.id``.
-
-        A client's request is answered with :meth:`ok`, :meth:`fail` or :meth:`redirect`.
-        """
+    def reply(
+        self, msg: Message, kind: str, body: Any = None, *, size: int | None = None
+    ) -> Message | None:
+        """Answer ``msg``: a message to the node that sent it, whose ``reply_to`` is
+        ``msg.id``. A client's request is answered with :meth:`ok`, :meth:`fail` or
+        :meth:`redirect`."""
         rt = self.__rt
         if not rt.alive:
             return None
         if msg.kind == CLIENT:
-            raise ValueError("reply() answers replicas; answer a client's request with ok/fail")
-        return rt.net.send(rt.id, msg.src, kind, body, rt.shard, msg.id, rt.container, msg._src_c)
+            raise ValueError("reply() answers nodes; answer a client's request with ok/fail")
+        return rt.net.send(
+            rt.id, msg.src, kind, body, msg._from, msg.id, rt.container, msg._src_c, None,
+            rt.key, size,
+        )  # fmt: skip
 
     def rpc(
         self,
@@ -409,18 +586,28 @@ class Node:
         *,
         timeout: float | None = None,
         on_timeout: Callable[[], None] | None = None,
+        shard: int | None = None,
+        service: str | None = None,
+        size: int | None = None,
     ) -> Message | None:
-        """Send a request and call ``on_reply(reply)`` when the first reply arrives.
+        """Send a request (addressed as :meth:`send`) and call ``on_reply(reply)`` when the
+        first reply arrives.
 
         After ``timeout`` seconds of this node's clock without a reply, ``on_timeout()`` is
-        called instead and a later reply goes to :meth:`on_message`. A crash forgets every
-        pending rpc.
+        called instead and a later reply goes to :meth:`on_message`. Without a timeout, an
+        rpc unanswered after ``RPC_FORGET_S`` (60 s) is forgotten the same way, silently. A
+        crash forgets every pending rpc.
         """
         rt = self.__rt
         if not rt.alive:
             return None
-        msg = rt.net.send(rt.id, dst, kind, body, rt.shard, None, rt.container, rt.target(dst))
-        timer = self.set_timer(timeout, rt.rpc_timeout, msg.id) if timeout else None
+        msg = self.send(dst, kind, body, shard=shard, service=service, size=size)
+        if timeout:
+            timer = self.set_timer(timeout, rt.rpc_timeout, msg.id)
+        else:
+            timer = None
+            rt.forget_old_rpcs()
+            rt.forget.append((rt.engine.now + RPC_FORGET_S, msg.id))
         rt.pending[msg.id] = (on_reply, timer, on_timeout)
         return msg
 
@@ -429,10 +616,9 @@ class Node:
 
         A crash cancels every timer; a paused container runs its timers late, on resume.
         """
-        if not (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0):
-            raise ValueError(f"set_timer: the delay must be a finite number >= 0, got {delay!r}")
+        _check_delay(delay, "set_timer")
         rt = self.__rt
-        return rt.schedule(rt.container.real_delay(delay), fn, args)
+        return rt.schedule(rt.container.real_delay(delay), fn, args, delay)
 
     def sync(self, fn: Callable[..., None], *args: Any) -> None:
         """Make everything written to ``self.durable`` so far durable, then call ``fn(*args)``.
@@ -460,7 +646,7 @@ class Node:
         self.__rt.answer(req, "fail", error)
 
     def redirect(self, req: Request, node: str) -> None:
-        """Tell the client to send this request to replica ``node`` instead."""
+        """Tell the client to send this request to container ``node`` instead."""
         self.__rt.answer(req, "redirect", node)
 
 
@@ -468,33 +654,38 @@ def bind(
     node: Node,
     *,
     container,
-    shard,
-    peers,
+    key,
     params,
     durable,
     rng,
     net,
     engine,
-    containers,
+    cluster,
     policy: str,
 ) -> Runtime:
-    """Attach a fresh policy instance to its container and shard; returns its runtime."""
+    """Attach a fresh policy instance to its container as the replica of shard ``key``
+    (an int) or the service ``key`` (a name); returns its runtime."""
     rt = Runtime()
     rt.node = node
     rt.id = container.id
-    rt.shard = shard
+    rt.key = key
+    service = key if isinstance(key, str) else None
+    rt.shard = None if service is not None else key
+    rt.service = service
     rt.container = container
+    rt.cluster = cluster
     rt.net = net
     rt.engine = engine
-    rt.containers = containers
+    rt.containers = cluster.by_id
     rt.alive = True
     rt.pending = {}
+    rt.forget = deque()
     rt.policy = policy
     node._Node__rt = rt
     node.id = container.id
     node.zone = container.zone
-    node.shard = shard
-    node.peers = peers
+    node.shard = rt.shard
+    node.service = service
     node.params = params
     node.durable = durable
     node.rng = rng

@@ -80,6 +80,11 @@ def _truncate(entries: list, length: int) -> None:
     del entries[length:]
 
 
+def _compact(log: DurableLog, first: int) -> None:
+    del log._image[: first - log._image_first]
+    log._image_first = first
+
+
 def _set(data: dict, item: tuple[Any, Any]) -> None:
     data[item[0]] = item[1]
 
@@ -95,7 +100,7 @@ def _refused(operation: str):
     def refuse(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(
             f"DurableLog does not support {operation}: it changes only through append, "
-            "extend and truncate(length)"
+            "extend, truncate(length) and compact(first)"
         )
 
     return refuse
@@ -105,19 +110,24 @@ class DurableLog(Sequence):
     """An append-only log in durable state (a write-ahead log).
 
     A read-only sequence (index, slice, ``len``, iteration, ``==`` with a list) that grows
-    with :meth:`append` and :meth:`extend` and shrinks only with :meth:`truncate`; each of
-    the three is a write (see the module docstring). Slices are plain lists; iteration sees
-    the log as it was when the iteration began. Any other mutation raises TypeError. Get
-    one with :meth:`Durable.log`, not by constructing it.
+    with :meth:`append` and :meth:`extend`, shrinks at the end with :meth:`truncate` and
+    drops a prefix behind a snapshot with :meth:`compact`; each is a write (see the module
+    docstring). Indices keep counting from the log's start after a compaction: ``len``
+    counts the compacted entries too, :attr:`first` is the first index still held, and
+    reading an index below it raises IndexError; iteration and ``==`` see the entries held.
+    Slices are plain lists; iteration sees the log as it was when the iteration began. Any
+    other mutation raises TypeError. Get one with :meth:`Durable.log`.
     """
 
-    __slots__ = ("_entries", "_image", "_journal", "_copies")
+    __slots__ = ("_entries", "_image", "_journal", "_copies", "_first", "_image_first")
 
     def __init__(self, journal: list | None = None) -> None:
         self._entries: list = []  # what reads see: every write
         self._image: list = []  # what survives a crash (unused when untracked)
         self._journal = journal  # the owner's journal; None when every write is durable
         self._copies = 0  # boxed (mutable) entries in _entries: 0 means reads copy nothing
+        self._first = 0  # index of _entries[0]: entries before it were compacted
+        self._image_first = 0
 
     # -- writes --------------------------------------------------------------------------
 
@@ -162,8 +172,12 @@ class DurableLog(Sequence):
 
     def truncate(self, length: int) -> None:
         """Drop every entry from index ``length`` on (a write; no-op if not shorter)."""
-        if length < 0:
-            raise ValueError(f"cannot truncate a log to a negative length ({length})")
+        if length < self._first:
+            raise ValueError(
+                f"cannot truncate a log to length {length}: it holds entries from "
+                f"{self._first} on (the rest was compacted)"
+            )
+        length -= self._first
         entries = self._entries
         if length >= len(entries):
             return
@@ -173,17 +187,57 @@ class DurableLog(Sequence):
         if self._journal is not None:
             self._journal.append((_truncate, self._image, length))
 
+    def compact(self, first: int) -> None:
+        """Drop every entry before index ``first`` (a write), as a log does behind a
+        snapshot the policy keeps in durable state; indices of later entries stay."""
+        if not self._first <= first <= len(self):
+            raise ValueError(
+                f"cannot compact a log of {len(self)} entries, held from {self._first}, "
+                f"up to {first}"
+            )
+        drop = first - self._first
+        if not drop:
+            return
+        if self._copies:
+            self._copies -= sum(type(entry) is _Copy for entry in self._entries[:drop])
+        del self._entries[:drop]
+        self._first = first
+        if self._journal is not None:
+            self._journal.append((_compact, self, first))
+
+    @property
+    def first(self) -> int:
+        """The index of the first entry held (0 unless the log was compacted)."""
+        return self._first
+
     def _roll_back(self) -> None:
         """A crash: reads see the durable image again."""
         self._entries = entries = list(self._image)
+        self._first = self._image_first
         self._copies = sum(type(entry) is _Copy for entry in entries)
+
+    def _index(self, index):
+        """``index`` (an int or a slice of the whole log) as one into ``_entries``."""
+        first, length = self._first, self._first + len(self._entries)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(length)
+            if start < first and (stop - start) * step > 0:
+                raise IndexError(f"entries before {first} were compacted")
+            return slice(max(start - first, 0), max(stop - first, 0), step)
+        if index < 0:
+            index += length
+        if index < first and index >= 0:
+            raise IndexError(f"entry {index} was compacted (the log holds {first} on)")
+        return index - first if index >= 0 else index - length
 
     # -- reads ---------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._first + len(self._entries)
 
     def __getitem__(self, index):
+        if self._first:
+            index = self._index(index)
         if not self._copies:
             return self._entries[index]
         if isinstance(index, slice):

@@ -2,9 +2,11 @@
 
 A client lives in a zone and is attached to a *home* container, its entry point: it
 shares that container's side of any partition (its messages leave from there). It sends
-an operation to its home container when that container holds a replica of the key's
-shard, otherwise to the shard's first replica in its zone (else the shard's first
-replica). A node may redirect it elsewhere; it follows up to 8 redirects.
+an operation where the policy's ``route`` says; by default to the container where the
+last operation on the same shard succeeded (a leader hint), else to its home container
+when that holds a replica of the key's shard, otherwise to the shard's first member in its
+zone (else the shard's first member). A definite failure or a timeout forgets the hint.
+A node may redirect it elsewhere; it follows up to 8 redirects.
 
 Outcomes follow Jepsen: ``ok`` took effect; ``fail`` certainly did not (the node said so,
 or the container refused the connection); ``info`` when ``timeout`` passes while an
@@ -20,18 +22,20 @@ saw.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
 
 from capsim import portable
 from capsim.distributions import choose, cumulative
+from capsim.errors import PolicyError
 from capsim.history import ADD, CAS, FAIL, INFO, INVOKE, OK, READ, WRITE, History
 from capsim.scenario import Scenario, WorkloadSpec
 from capsim.sim.cluster import Cluster, Container
 from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, Message, Network
-from capsim.sim.node import Request
+from capsim.sim.node import Node, Request
 
 __all__ = ["Workload", "Client"]
 
@@ -53,6 +57,7 @@ class Client:
         "last_seen",
         "draws",
         "on_reply",
+        "hints",
     )
 
     def __repr__(self) -> str:
@@ -83,6 +88,8 @@ class _Op:
         "side",
         "done",
         "max_retries",
+        "deadline",
+        "to",
     )
 
 
@@ -118,7 +125,15 @@ class Workload:
         ]
         self._side_cache: dict[tuple[int, int], int] = {}
         self._side_version = -1
-        self._routes: dict[tuple[int, int], Container] = {}
+        self._routes: dict[tuple[int, int, int], tuple[Container, Any, bool]] = {}
+        self._routes_version = -1
+        policy = cluster.policy
+        self._route_hook = None if policy.route.__func__ is Node.route.__func__ else policy.route
+        # Operations by deadline: the timeout is the same for all, so invocation order is
+        # deadline order, and one scheduled check at the earliest deadline serves them all
+        # (an operation answered in time costs no event).
+        self._deadlines: deque[_Op] = deque()
+        self._checking = False
         self._next_process = 0
         self._next_op = 0
         self.clients = self._make_clients(scenario)
@@ -165,6 +180,7 @@ class Workload:
         client.last_seen = {}
         client.draws = None
         client.on_reply = self._on_reply
+        client.hints = {}
         return client
 
     def start(self) -> None:
@@ -284,7 +300,7 @@ class Workload:
         op.final = final
         op.done = False
         op.side = self._side(client.home.idx, shard)
-        target = self._route(client.home, shard)
+        target, op.to = self._route(client, op)
         self.history.append_codes(
             process,
             INVOKE,
@@ -299,9 +315,26 @@ class Workload:
             final,
             op.side,
         )
-        self.engine.call_in(self.spec.timeout, self._timeout, op)
+        op.deadline = self.engine.now + self.spec.timeout
+        self._deadlines.append(op)
+        if not self._checking:
+            self._checking = True
+            self.engine.call_in(self.spec.timeout, self._expire)
         self._send(op, target)
         return op
+
+    def _expire(self) -> None:
+        """Time out every operation whose deadline has come; wait for the next deadline."""
+        now = self.engine.now
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0].done or deadlines[0].deadline <= now):
+            op = deadlines.popleft()
+            if not op.done:
+                self._timeout(op)
+        if deadlines:
+            self.engine.call_in(deadlines[0].deadline - now, self._expire)
+        else:
+            self._checking = False
 
     def _send(self, op: _Op, target: Container) -> None:
         req = Request()
@@ -321,15 +354,19 @@ class Workload:
         op.target = target
         op.outstanding = True
         net = self.network
-        net.send(op.client.id, target.id, CLIENT, req, op.shard, None, op.client.home, target)
+        net.send(op.client.id, target.id, CLIENT, req, op.to, None, op.client.home, target)
 
     def _on_reply(self, msg: Message) -> None:
         req, outcome, value = msg.body
         op: _Op = req._f
         if op.done or req._seq != op.current._seq:
             return  # a duplicate or a reply to an attempt already given up on
+        if self.engine.now >= op.deadline:
+            self._timeout(op)  # due at this very instant: the timeout comes first
+            return
         op.outstanding = False
         if outcome == "ok":
+            op.client.hints[op.shard] = msg._src_c
             if op.f == READ:
                 out = sorted(value or ()) if self.set_mode else value
                 self._complete(op, OK, out, msg.src, None)
@@ -343,8 +380,13 @@ class Workload:
             elif op.redirects > MAX_REDIRECTS:
                 self._failed(op, "redirect-loop", msg.src)
             else:
+                op.to = op.shard
                 self._send(op, target)
         else:
+            if value != "mismatch":
+                op.client.hints.pop(op.shard, None)
+            else:
+                op.client.hints[op.shard] = msg._src_c
             self._failed(op, str(value), msg.src)
 
     def _failed(self, op: _Op, error: str, node: str) -> None:
@@ -363,12 +405,17 @@ class Workload:
 
     def _retry(self, op: _Op) -> None:
         if not op.done:
+            if self.engine.now >= op.deadline:
+                self._timeout(op)  # due at this very instant: the timeout comes first
+                return
             op.redirects = 0
-            self._send(op, self._route(op.client.home, op.shard))
+            target, op.to = self._route(op.client, op)
+            self._send(op, target)
 
     def _timeout(self, op: _Op) -> None:
         if op.done:
             return
+        op.client.hints.pop(op.shard, None)
         if op.outstanding:
             self._complete(op, INFO, op.recorded, op.target.id, "timeout")
         else:
@@ -405,18 +452,61 @@ class Workload:
 
     # -- routing and sides -------------------------------------------------------------------
 
-    def _route(self, home: Container, shard: int) -> Container:
-        key = (home.idx, shard)
-        target = self._routes.get(key)
-        if target is None:
-            group = self.placement.replicas[shard]
-            if home.id in group:
-                target = home
-            else:
-                same_zone = [r for r in group if self.cluster.by_id[r].zone == home.zone]
-                target = self.cluster.by_id[(same_zone or list(group))[0]]
-            self._routes[key] = target
-        return target
+    def _route(self, client: Client, op: _Op) -> tuple[Container, Any]:
+        """Where ``op`` goes first, and the key of the node there (its shard, or a service):
+        the policy's ``route``, else the shard's last success (the hint), else the default
+        rule (see the module docstring)."""
+        cluster = self.cluster
+        if cluster.members_version != self._routes_version:
+            self._routes.clear()
+            self._routes_version = cluster.members_version
+        home, shard = client.home, op.shard
+        cache = (home.idx, shard, op.f)
+        found = self._routes.get(cache)
+        if found is None:
+            found = self._routes[cache] = self._decide(home, shard, op.f)
+        target, key, hinted = found
+        if hinted:
+            hint = client.hints.get(shard)
+            if hint is not None:
+                return hint, shard
+        return target, key
+
+    def _decide(self, home: Container, shard: int, f: int) -> tuple[Container, Any, bool]:
+        """(container, key, whether a hint may override) for requests ``f`` on ``shard``
+        from clients homed on ``home``."""
+        cluster = self.cluster
+        members = cluster.members[shard]
+        if self._route_hook is not None:
+            try:
+                chosen = self._route_hook(
+                    _F_NAMES[f], members, home.id, cluster.params_for(home.image)
+                )
+                if chosen is not None:
+                    cid = chosen[0] if isinstance(chosen, tuple) else chosen
+                    if not (isinstance(cid, str) and cid in cluster.by_id):
+                        raise ValueError(f"route() named no container: {chosen!r}")
+            except Exception as exc:
+                raise PolicyError(
+                    policy=cluster.policy_name,
+                    time=self.engine.now,
+                    container=home.id,
+                    shard=shard,
+                    handling=f"route({_F_NAMES[f]!r}, {members!r}, {home.id!r}, params)",
+                    exc=exc,
+                ) from exc
+            if chosen is not None:
+                if isinstance(chosen, tuple):
+                    cid, service = chosen
+                    return self._container(cid), service, False
+                return self._container(chosen), shard, False
+        if home.id in members:
+            return home, shard, True
+        same_zone = [r for r in members if cluster.by_id[r].zone == home.zone]
+        return cluster.by_id[(same_zone or list(members))[0]], shard, True
+
+    def _container(self, cid: str) -> Container:
+        return self.cluster.by_id[cid]
 
     def _side(self, home: int, shard: int) -> int:
         """1 if ``home`` exchanges messages both ways with a strict majority of the shard's

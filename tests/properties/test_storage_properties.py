@@ -1,5 +1,6 @@
 """The disk model against a tiny reference: whatever the interleaving of writes, syncs,
-writebacks and crashes, reads see every write and a crash keeps exactly the synced ones."""
+writebacks, compactions and crashes, reads see every write and a crash keeps exactly the
+synced ones."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def values():
 
 
 def replay(state, writes):
-    """``state`` (untouched) with ``writes`` applied in order: (operation, name, argument)."""
+    """``state`` (untouched) with ``writes`` applied in order: (operation, name, argument).
+
+    A log is ``[first, entries]``: the index of the first entry held, and those held."""
     data, logs = copy.deepcopy(state)
     for op, name, arg in writes:
         if op == "set":
@@ -44,11 +47,15 @@ def replay(state, writes):
         elif op == "del":
             del data[name]
         elif op == "append":
-            logs[name].append(arg)
+            logs[name][1].append(arg)
         elif op == "extend":
-            logs[name].extend(arg)
+            logs[name][1].extend(arg)
+        elif op == "compact":
+            first, entries = logs[name]
+            logs[name] = [arg, entries[arg - first :]]
         else:
-            del logs[name][arg:]
+            first, entries = logs[name]
+            del entries[arg - first :]
     return data, logs
 
 
@@ -76,7 +83,7 @@ class DiskModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.durable = Durable(tracking=self.tracking)
-        self.crashed_state = ({}, {name: [] for name in LOGS})
+        self.crashed_state = ({}, {name: [0, []] for name in LOGS})
         self.writes = []  # every write since the last crash
         self.durable_writes = 0  # how many of them are durable: always a prefix
         self.pending = []  # syncs in flight: (the store's mark, len(writes) at issue)
@@ -126,8 +133,22 @@ class DiskModel(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(LOGS), length=st.integers(0, 5))
     def truncate(self, name, length):
+        first = self.live()[1][name][0]
+        if length < first:
+            try:
+                self.durable.log(name).truncate(length)
+            except ValueError:
+                return
+            raise AssertionError("truncating into the compacted prefix did not raise")
         self.durable.log(name).truncate(length)
         self.write("truncate", name, length)
+
+    @rule(name=st.sampled_from(LOGS), data=st.data())
+    def compact(self, name, data):
+        first, entries = self.live()[1][name]
+        upto = data.draw(st.integers(first, first + len(entries)))
+        self.durable.log(name).compact(upto)
+        self.write("compact", name, upto)
 
     # -- mutation in place is not a write ----------------------------------------------------
 
@@ -140,7 +161,7 @@ class DiskModel(RuleBasedStateMachine):
     def mutate_a_read_value(self, key, name, index):
         mutate(self.durable.get(key))
         log = self.durable.log(name)
-        if -len(log) <= index < len(log):
+        if log.first <= index < len(log) or -len(log) + log.first <= index < 0:
             mutate(log[index])
             mutate(log[index:])
         for entry in log:
@@ -187,7 +208,19 @@ class DiskModel(RuleBasedStateMachine):
         assert {key: self.durable[key] for key in self.durable} == data
         for name in LOGS:
             log = self.durable.log(name)
-            assert list(log) == logs[name] and len(log) == len(logs[name])
+            first, entries = logs[name]
+            assert list(log) == entries and len(log) == first + len(entries)
+            assert log.first == first
+            if entries:
+                assert log[first] == entries[0] and log[-1] == entries[-1]
+                assert log[first:] == entries
+            if first:
+                try:
+                    log[first - 1]
+                except IndexError:
+                    pass
+                else:
+                    raise AssertionError("a compacted entry was readable")
 
 
 class InstantDiskModel(DiskModel):

@@ -154,3 +154,45 @@ class Stamps(capsim.Node):
 
     def on_message(self, msg):
         self.stamps.append((msg.src, msg.sent_at, msg.body))
+
+
+class Desk(capsim.Node):
+    """A service on every container: answers "ask" with its container and what it holds."""
+
+    def on_start(self):
+        self.asked = []
+
+    def on_message(self, msg):
+        self.asked.append((msg.src, msg.kind, msg.body))
+        if msg.kind == "ask":
+            self.reply(msg, "answer", (self.id, self.service, self.shard))
+
+
+class Addresser(capsim.Node):
+    """Replicas that talk to a service, to another shard's replica, and to nobody."""
+
+    services = {"desk": Desk}
+
+    def on_start(self):
+        self.answers = []
+        self.got = []
+
+    def on_message(self, msg):
+        self.got.append((msg.src, msg.kind, msg.body, msg.shard))
+        if msg.kind == "answer":
+            self.answers.append(msg.body)
+
+    def on_client(self, req):
+        self.ok(req, None if req.op == "read" else req.value)
+
+
+class Ends(capsim.Node):
+    """Chain-style routing: writes to the first member, reads to the last; every node
+    answers with its own id, so a test sees where each request went."""
+
+    @classmethod
+    def route(cls, op, members, home, params):
+        return members[0] if op != "read" else members[-1]
+
+    def on_client(self, req):
+        self.ok(req, self.id if req.op == "read" else req.value)

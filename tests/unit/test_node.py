@@ -6,7 +6,7 @@ import pytest
 from conftest import make_scenario, make_world
 
 from capsim.errors import PolicyError, ScenarioError
-from capsim.runner import prepare, run
+from capsim.runner import build, prepare, run
 
 QUIET = {"workload": {"clients_per_zone": 0}}
 
@@ -118,3 +118,139 @@ def test_node_log_lines_carry_time_container_and_shard(tmp_path):
     assert res.node_log == [(1.0, "n1", 0, "told 4 peers at 1.0")]
     out = res.write(tmp_path / "out")
     assert (out / "node.log").read_text() == "1.000000 n1 shard 0: told 4 peers at 1.0\n"
+
+
+# -- addressing, services, membership, routing ---------------------------------------------
+
+
+def addresser_world(**overrides):
+    world = make_world(
+        policy={"name": "probes:Addresser"},
+        cluster={"containers": 4, "shards": 2, "replication_factor": 2},
+        **QUIET,
+        **overrides,
+    )
+    world.start()
+    return world
+
+
+def test_a_service_runs_on_every_container_and_replies_reach_the_asking_replica():
+    world = addresser_world()
+    shard0 = world.placement.replicas[0]
+    asker = world.cluster.node(shard0[0], 0)
+    world.engine.call_in(0.1, lambda: asker.send("n4", "ask", "hello", service="desk"))
+    world.engine.run(1.0)
+    desk = world.cluster.node("n4", "desk")
+    assert desk.service == "desk" and desk.shard is None
+    assert desk.asked == [(shard0[0], "ask", "hello")]
+    assert asker.answers == [("n4", "desk", None)]
+    assert set(desk.peers) == {"n1", "n2", "n3", "n4"}
+
+
+def test_a_message_for_a_shard_a_container_does_not_hold_is_dropped_and_counted():
+    world = addresser_world()
+    shard0, shard1 = world.placement.replicas
+    outsider = next(c for c in ("n1", "n2", "n3", "n4") if c not in shard1)
+    sender = world.cluster.node(shard0[0], 0)
+    holder = shard1[0]
+    world.engine.call_in(0.1, lambda: sender.send(holder, "hi", 1, shard=1))  # delivered
+    world.engine.call_in(0.1, lambda: sender.send(outsider, "hi", 2, shard=1))  # nobody
+    world.engine.run(1.0)
+    assert world.cluster.node(holder, 1).got == [(shard0[0], "hi", 1, 1)]
+    assert world.network.counters()["dropped_by_reason"]["no-replica"] == 1
+
+
+def test_unknown_services_and_shards_are_the_policys_error():
+    world = addresser_world()
+    node = world.cluster.node(world.placement.replicas[0][0], 0)
+    with pytest.raises(ValueError, match="no service 'bar'"):
+        node.send("n1", "x", service="bar")
+    with pytest.raises(ValueError, match="no shard 7"):
+        node.send("n1", "x", shard=7)
+
+
+def test_membership_changes_are_seen_by_every_node_and_by_client_routing():
+    sc = make_scenario(
+        policy={"name": "probes:Ends"},
+        workload={"read_fraction": 0.5, "rate": 50},
+        duration=2,
+    )
+    world = build(sc, seed=1)
+    world.start()
+    world.engine.run(1.0)
+    n3 = world.cluster.node("n3")
+    assert n3.peers == ("n1", "n2", "n3", "n4", "n5")
+    n3.set_members(("n5", "n2", "n4"))
+    assert world.cluster.node("n1").peers == ("n5", "n2", "n4")
+    with pytest.raises(ValueError, match="at least one member"):
+        n3.set_members(())
+    world.run()
+    ops = world.history.operations()
+    names = world.history.nodes.names
+    served = {}
+    for i in range(len(ops)):
+        if not ops.final[i] and ops.type[i] == 0 + 1:  # ok
+            node = names[world.history.node[ops.complete_index[i]]]
+            served.setdefault((ops.invoke_time[i] >= 1.0, ops.f[i] == 0), set()).add(node)
+    assert served[(False, True)] == {"n5"} and served[(False, False)] == {"n1"}  # before
+    assert served[(True, True)] == {"n4"} and served[(True, False)] == {"n5"}  # after
+
+
+def test_clients_learn_where_requests_succeed_and_pay_one_redirect():
+    # Reads only; three clients homed on n2, a backup: the first read of each goes to n2
+    # and is redirected to the primary n1, every later one goes straight to n1. So the main
+    # phase sends 2 messages per read, 2 per client for its one redirect, and the
+    # primary's opening heartbeat (an append to each of 4 backups and 4 acks).
+    sc = make_scenario(
+        workload={"read_fraction": 1.0, "clients": [{"zone": "b", "count": 3, "home": "n2"}]}
+    )
+    res = run(sc, seed=1)
+    total = res.summary["ops"]["total"]
+    assert total > 250 and res.summary["availability"]["overall"] == 1.0
+    assert res.summary["messages"]["main_phase"] == 2 * total + 2 * 3 + 8
+
+
+def test_a_timer_reset_moves_it_and_revives_a_cancelled_one():
+    world = make_world(policy={"name": "probes:Probe"}, **QUIET)
+    world.start()
+    node = world.cluster.node("n1")
+    timer = node.set_timer(1.0, node.remember, "a")
+    world.engine.call_in(0.5, timer.reset)  # now due at 1.5
+    world.engine.call_in(0.7, timer.reset, 0.2)  # now due at 0.9
+    world.engine.run(2.0)
+    assert node.fired == [("a", pytest.approx(0.9))]
+    timer.cancel()
+    timer.reset(0.3)  # fired and cancelled: armed again
+    world.engine.run(3.0)
+    assert node.fired[1] == ("a", pytest.approx(2.3))
+    with pytest.raises(ValueError, match="Timer.reset"):
+        timer.reset(-1)
+
+
+def test_an_rpc_without_a_timeout_is_forgotten_after_a_minute():
+    world = make_world(
+        policy={"name": "probes:Probe"},
+        faults=[{"kind": "crash", "at": 0.05, "target": "n2"}],
+        duration=200,
+        **QUIET,
+    )
+    world.start()
+    n1 = world.cluster.node("n1")
+    replies = []
+    for t in (0.1, 0.2, 61.0):
+        world.engine.call_in(t, n1.rpc, "n2", "ping", t, replies.append)
+    world.engine.run(30.0)
+    rt = n1._Node__rt
+    assert len(rt.pending) == 2
+    world.engine.run(61.5)  # the rpc at 61 s forgets those older than a minute
+    assert len(rt.pending) == 1 and replies == []
+
+
+def test_a_message_size_sets_its_transmission_time():
+    # 1000 B/s: a 500-byte message takes 0.5 s on the wire, then 2 ms of latency.
+    world = make_world(policy={"name": "probes:Probe"}, network={"bandwidth": 1000}, **QUIET)
+    world.start()
+    n1 = world.cluster.node("n1")
+    world.engine.call_in(1.0, lambda: n1.send("n2", "ping", "big", size=500))
+    world.engine.run(3.0)
+    assert world.cluster.node("n2").received[0][0] == pytest.approx(1.502)

@@ -160,7 +160,7 @@ def test_a_log_refuses_every_mutation_but_append_extend_and_truncate(mutation):
     d = Durable(tracking=True)
     log = d.log("log")
     log.extend(["b", "a"])
-    with pytest.raises(TypeError, match="append, extend and truncate"):
+    with pytest.raises(TypeError, match=r"append, extend, truncate\(length\) and compact"):
         MUTATIONS[mutation](log)
     assert list(log) == ["b", "a"]
 
@@ -168,7 +168,7 @@ def test_a_log_refuses_every_mutation_but_append_extend_and_truncate(mutation):
 def test_augmented_assignment_to_a_log_is_refused():
     d = Durable(tracking=False)
     log = d.log("log")
-    with pytest.raises(TypeError, match="append, extend and truncate"):
+    with pytest.raises(TypeError, match=r"append, extend, truncate\(length\) and compact"):
         log += ["x"]
     assert d.log("log") == [] and log is d.log("log")
 
@@ -288,3 +288,27 @@ def test_a_paused_containers_sync_continuation_runs_on_resume():
     assert node.synced_at == []  # due at 1.05, held by the pause
     world.engine.run(1.3)
     assert node.synced_at == [1.0]  # ran at the resume (1.2 s), with its argument
+
+
+def test_compaction_drops_a_prefix_keeps_indices_and_is_a_write():
+    d = Durable(tracking=True)
+    log = d.log("wal")
+    log.extend(["e0", "e1", "e2", "e3", "e4"])
+    d["snapshot"] = ("state after e0..e2", 3)
+    d.persist(d.mark())
+    log.compact(3)
+    assert len(log) == 5 and log.first == 3
+    assert log[3] == "e3" and log[-1] == "e4" and log[3:] == ["e3", "e4"]
+    assert list(log) == ["e3", "e4"]
+    with pytest.raises(IndexError, match="compacted"):
+        log[2]
+    with pytest.raises(ValueError, match="compacted"):
+        log.truncate(2)
+    log.append("e5")
+    d.lose_unsynced()  # the compaction was not synced: the whole log is back
+    assert log.first == 0 and list(log) == ["e0", "e1", "e2", "e3", "e4"]
+    log.compact(2)
+    d.persist(d.mark())
+    log.truncate(4)
+    d.lose_unsynced()
+    assert log.first == 2 and list(log) == ["e2", "e3", "e4"] and len(log) == 5
