@@ -617,5 +617,11 @@ class Operations:
         j = self.complete_index[i]
         return self.history.errors.get(int(j)) if j >= 0 else None
 
+    def answered_by(self, i: int) -> str | None:
+        """The container that answered operation ``i`` (``None`` if it never completed);
+        ``node`` holds the one it entered by."""
+        j = self.complete_index[i]
+        return self.history.nodes.names[self.history.node[j]] if j >= 0 else None
+
     def key_name(self, i: int) -> str:
         return self.history.keys.names[self.key[i]]

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from capsim.errors import ScenarioError
+from capsim.policies.raft import Raft
 from capsim.policies.single_primary import SinglePrimary
 from capsim.scenario import PolicySpec
 from capsim.schema import validation_message
@@ -29,6 +30,7 @@ __all__ = ["POLICIES", "resolve_policy", "policy_params"]
 #: Built-in policies by the name used in scenario files.
 POLICIES: dict[str, type[Node]] = {
     "single-primary": SinglePrimary,
+    "raft": Raft,
 }
 
 

@@ -66,6 +66,12 @@ class Container:
         self.clock_base = 0.0
         self.clock_t0 = 0.0
         self.clock_rate = 1.0
+        self.clock_state = (0.0, 0.0, 1.0)  # (base, t0, rate), replaced on every change
+        # The monotonic clock reads mono_base + rate * (now - clock_t0): it runs at the
+        # clock's rate but ignores jumps, as CLOCK_MONOTONIC does.
+        self.mono_base = 0.0
+        # Messages go straight to the replica: no service time, not paused.
+        self.direct = service is None
 
     # -- the clock -------------------------------------------------------------------------
 
@@ -73,19 +79,27 @@ class Container:
         """The container's local clock reading now, in seconds."""
         return self.clock_base + self.clock_rate * (self.engine.env._now - self.clock_t0)
 
+    def monotonic(self) -> float:
+        """The container's monotonic clock: its rate, never its jumps, in seconds."""
+        return self.mono_base + self.clock_rate * (self.engine.env._now - self.clock_t0)
+
     def set_clock(self, *, jump: float = 0.0, rate: float | None = None) -> None:
         """Jump the clock by ``jump`` seconds and/or set its rate from now on."""
         now = self.engine.env._now
+        self.mono_base = self.monotonic()
         self.clock_base = self.clock() + jump
         self.clock_t0 = now
         if rate is not None:
             self.clock_rate = rate
+        self.clock_state = (self.clock_base, self.clock_t0, self.clock_rate)
 
     def reset_clock(self) -> None:
         """Step the clock back to true time, at rate 1 (as NTP would)."""
+        self.mono_base = self.monotonic()
         self.clock_base = self.engine.env._now
         self.clock_t0 = self.clock_base
         self.clock_rate = 1.0
+        self.clock_state = (self.clock_base, self.clock_t0, self.clock_rate)
 
     def real_delay(self, local_delay: float) -> float:
         """Simulated seconds that pass while this container's clock advances ``local_delay``."""
@@ -152,6 +166,7 @@ class Container:
     def resume(self) -> None:
         """Handle everything that came due while paused, in order."""
         self.paused = False
+        self.direct = self._service is None
         deferred, self.deferred = self.deferred, []
         for item in deferred:
             if self.paused or not self.up:
@@ -290,6 +305,7 @@ class Cluster:
         container.up = False
         container.starting = False
         container.paused = False
+        container.direct = container._service is None
         container.deferred.clear()
         container.queue.clear()
         container.busy = False
@@ -341,6 +357,7 @@ class Cluster:
         if not container.up or container.paused:
             return False
         container.paused = True
+        container.direct = False
         return True
 
     def resume(self, cid: str) -> bool:

@@ -84,7 +84,7 @@ class Message:
         "reply_to",
         "shard",
         "size",
-        "sent_at",
+        "_clock",
         "_sent",
         "_from",
         "callbacks",
@@ -94,6 +94,15 @@ class Message:
     )
 
     _ok = True  # read by SimPy's step: a message never fails
+
+    @property
+    def sent_at(self) -> float | None:
+        """The sender's clock when it sent this message (None for a client's request)."""
+        clock = self._clock
+        if clock is None:
+            return None
+        base, t0, rate = clock
+        return base + rate * (self._sent - t0)
 
     def __repr__(self) -> str:
         return (
@@ -158,8 +167,9 @@ class Network:
         self._env = engine.env
         self._queue = engine.env._queue
         self._eid = engine.env._eid
-        self.scheduled = 0
         self._deliver_cb = (self._deliver,)  # shared by every message (see engine.py)
+        self._by_kind: dict[str, tuple] = {}
+        self._dropped_at_send = 0
         self._update_slow()
 
     # -- sending -------------------------------------------------------------------------
@@ -198,31 +208,32 @@ class Network:
         msg.size = size
         now = self._env._now
         msg._sent = now
-        if client is not None and kind == CLIENT:
-            msg.sent_at = None
-        elif src_c.clock_rate == 1.0:
-            msg.sent_at = src_c.clock_base + (now - src_c.clock_t0)
-        else:
-            msg.sent_at = src_c.clock_base + src_c.clock_rate * (now - src_c.clock_t0)
+        # The sender's clock as it stood (a snapshot the container replaces when a clock
+        # fault moves it): sent_at is computed from it only when a policy reads it.
+        msg._clock = None if client is not None and kind == CLIENT else src_c.clock_state
         msg._src_c = src_c
         msg._dst_c = dst_c
         msg._client = client
         src_i = src_c.idx
         dst_i = dst_c.idx
         if self.partitions and self._cut(src_i, dst_i):
+            self._dropped_at_send += 1
             self._drop(msg, "partition")
             return msg
         # Loss and duplication are the links' doing: a client talking to its own home
         # container (src_i == dst_i) is not on a link.
         lossy = src_i != dst_i
         if lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
+            self._dropped_at_send += 1
             self._drop(msg, "loss")
             return msg
         if client is None and kind != CLIENT:
-            # _latency's common case, inlined: one link's draw.
-            cls = 0 if self.zone_of[src_i] == self.zone_of[dst_i] else 1
-            sampler = self._samplers[cls].get(kind)
-            delay = next(sampler if sampler is not None else self._default[cls])
+            # _latency's common case, inlined: one link's draw, from the kind's samplers.
+            pair = self._by_kind.get(kind)
+            if pair is None:
+                pair = self._kind_samplers(kind)
+            zone_of = self.zone_of
+            delay = next(pair[zone_of[src_i] != zone_of[dst_i]])
         else:
             delay = self._latency(msg, src_i, dst_i)
         copies = 0
@@ -234,6 +245,7 @@ class Network:
                 if effects:
                     for effect in effects:
                         if effect.loss and next(effect.uniforms) < effect.loss:
+                            self._dropped_at_send += 1
                             self._drop(msg, "link")
                             return msg
                         if effect.latency is not None:
@@ -243,7 +255,6 @@ class Network:
             if self._fifo_last is not None and lossy:
                 delay = self._in_order(src_i, dst_i, now, delay)
         msg.callbacks = self._deliver_cb
-        self.scheduled += 1
         # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
         # on the hottest path; ties still break in scheduling order.
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
@@ -252,6 +263,18 @@ class Network:
         for _ in range(copies):
             self._duplicate(msg)
         return msg
+
+    @property
+    def scheduled(self) -> int:
+        """Messages put on the event queue so far: each is delivered, dropped on arrival,
+        or still on its way."""
+        return self.sent + self.duplicated - self._dropped_at_send
+
+    def _kind_samplers(self, kind: str) -> tuple:
+        """The (same zone, cross zone) latency draws of messages of ``kind``."""
+        pair = tuple(self._samplers[cls].get(kind) or self._default[cls] for cls in (0, 1))
+        self._by_kind[kind] = pair
+        return pair
 
     def _update_slow(self) -> None:
         """Note whether bandwidth, a link fault or FIFO channels may change a delay."""
@@ -309,7 +332,7 @@ class Network:
             "reply_to",
             "shard",
             "size",
-            "sent_at",
+            "_clock",
             "_sent",
             "_from",
         ):
@@ -328,7 +351,6 @@ class Network:
         if self._fifo_last is not None:
             delay = self._in_order(src_i, dst_i, now, delay)
         copy.callbacks = self._deliver_cb
-        self.scheduled += 1
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), copy))
 
     # -- arriving ------------------------------------------------------------------------
@@ -346,7 +368,8 @@ class Network:
                 if msg.kind == CLIENT:
                     dst_c.refuse(msg)
                 return
-            if msg.shard not in dst_c.runtimes and msg.kind != CLIENT:
+            rt = dst_c.runtimes.get(msg.shard)
+            if rt is None and msg.kind != CLIENT:
                 # No replica of that shard (or no such service) there: nobody to take it.
                 self._drop(msg, "no-replica")
                 return
@@ -358,6 +381,8 @@ class Network:
             self._log(msg, "delivered")
         if client is not None:
             client.on_reply(msg)
+        elif dst_c.direct and rt is not None:
+            rt.dispatch(msg)  # Container.receive's common case: no service time, no pause
         else:
             dst_c.receive(msg)
 

@@ -13,12 +13,12 @@ of simulated time:
 
 To act, a node calls :meth:`send`, :meth:`broadcast`, :meth:`rpc` (request and response,
 with or without a timeout), :meth:`reply`, :meth:`set_timer` (a :class:`Timer` can be
-cancelled or reset), :meth:`sync`, :meth:`now` (its own clock, which clock faults shift)
-and :meth:`log` (a line in the run's ``node.log``). It reads its shard's current
-membership as :attr:`peers` and may change it with :meth:`set_members`. Measurement and
-invariant checks read a replica without sending messages, through :attr:`role`,
-:attr:`term`, :meth:`value_of` and :meth:`applied_log`: keep them current and free of side
-effects.
+cancelled or reset), :meth:`sync`, :meth:`now` (its own clock, which clock faults shift;
+:meth:`monotonic` runs at its rate but never jumps) and :meth:`log` (a line in the run's
+``node.log``). It reads its shard's current membership as :attr:`peers` and may change it
+with :meth:`set_members`. Measurement and invariant checks read a replica without sending
+messages, through :attr:`role`, :attr:`term`, :meth:`value_of` and :meth:`applied_log`:
+keep them current and free of side effects.
 
 Addressing. A message goes to a container and, on it, to one node: by default the
 replica of the sender's own shard; ``send(dst, kind, body, shard=k)`` reaches shard
@@ -352,9 +352,7 @@ class Runtime:
             return service
         if shard is not None:
             if not (isinstance(shard, int) and 0 <= shard < len(self.cluster.members)):
-                raise ValueError(
-                    f"no shard {shard!r} (shards 0..{len(self.cluster.members) - 1})"
-                )
+                raise ValueError(f"no shard {shard!r} (shards 0..{len(self.cluster.members) - 1})")
             return shard
         return self.key
 
@@ -507,6 +505,13 @@ class Node:
     def now(self) -> float:
         """This node's clock in seconds: simulated time as its container's clock reads it."""
         return self.__rt.container.clock()
+
+    def monotonic(self) -> float:
+        """This node's monotonic clock in seconds: it runs at the container's clock rate
+        (which a clock fault may change) but never jumps, so it measures elapsed time as a
+        process's CLOCK_MONOTONIC does (timeouts, leases, "heard from the leader lately").
+        Its zero is arbitrary."""
+        return self.__rt.container.monotonic()
 
     def log(self, *parts: Any) -> None:
         """Write a line to the run's node log (``--out DIR/node.log``), like ``print``:

@@ -353,6 +353,11 @@ class Durable:
 
     # -- the disk's side -----------------------------------------------------------------
 
+    @property
+    def dirty(self) -> bool:
+        """Whether some write is not durable yet (a sync would have something to do)."""
+        return bool(self._journal)
+
     def mark(self) -> int:
         """What a sync issued now covers: the sequence number of the last write made."""
         journal = self._journal

@@ -254,3 +254,36 @@ def test_a_message_size_sets_its_transmission_time():
     world.engine.call_in(1.0, lambda: n1.send("n2", "ping", "big", size=500))
     world.engine.run(3.0)
     assert world.cluster.node("n2").received[0][0] == pytest.approx(1.502)
+
+
+def test_the_monotonic_clock_runs_at_the_clock_rate_and_never_jumps():
+    # n1's clock jumps 100 s ahead at 1 s and runs at half speed from 1 s to 3 s.
+    world = make_world(
+        policy={"name": "probes:Probe"},
+        faults=[{"kind": "clock", "at": 1, "target": "n1", "offset": "100s", "rate": 0.5,
+                 "duration": 2}],
+        **QUIET,
+    )  # fmt: skip
+    world.start()
+    n1 = world.cluster.node("n1")
+    readings = {}
+    for t in (0.5, 2.0, 4.0):
+        world.engine.run(t)
+        readings[t] = (n1.now(), n1.monotonic())
+    assert readings[0.5] == pytest.approx((0.5, 0.5))
+    assert readings[2.0] == pytest.approx((101.5, 1.5))  # jumped, then half speed
+    assert readings[4.0] == pytest.approx((4.0, 3.0))  # stepped back to true time at 3 s
+
+
+def test_dirty_says_whether_a_sync_has_something_to_do():
+    from capsim.sim.storage import Durable
+
+    d = Durable(tracking=True)
+    assert not d.dirty
+    d["a"] = 1
+    assert d.dirty
+    d.persist(d.mark())
+    assert not d.dirty
+    instant = Durable(tracking=False)
+    instant["a"] = 1
+    assert not instant.dirty
