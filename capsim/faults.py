@@ -372,10 +372,7 @@ def partition_blocks(
         n = len(ring)
         reach = -(-(n // 2) // 2)  # each side of the ring: ceil((n // 2) / 2)
         blocked = [
-            (i, j)
-            for i in range(n)
-            for j in range(n)
-            if min((i - j) % n, (j - i) % n) > reach
+            (i, j) for i in range(n) for j in range(n) if min((i - j) % n, (j - i) % n) > reach
         ]
         return [[c] for c in ring], blocked
     listed = [list(g) for g in groups]
