@@ -487,17 +487,24 @@ class World:
         cluster = self.cluster
         placement = self.placement
         for key, shard in zip(self.workload.keys, self.workload.key_shard, strict=True):
-            first = None
-            for i, cid in enumerate(placement.replicas[shard]):
-                node = cluster.node(cid, shard)
-                if node is None:
-                    return False
-                value = node.value_of(key)[0]
-                if i == 0:
-                    first = value
-                elif value != first:
-                    return False
+            values = self._replica_values(key, shard, placement, cluster)
+            if values is None or len(set(values)) > 1:
+                return False
         return True
+
+    @staticmethod
+    def _replica_values(key, shard, placement, cluster) -> list | None:
+        """What every replica keeping ``key`` holds (as comparable text), or None if one
+        is down."""
+        values = []
+        for cid in placement.replicas[shard]:
+            node = cluster.node(cid, shard)
+            if node is None:
+                return None
+            held = node.value_of(key)
+            if held is not None:  # None: this replica does not keep the key
+                values.append(repr(held[0]))
+        return values
 
     @property
     def events(self) -> int:
@@ -589,12 +596,9 @@ class World:
             return None
         count = 0
         for key, shard in zip(self.workload.keys, self.workload.key_shard, strict=True):
-            values = []
-            for cid in self.placement.replicas[shard]:
-                node = self.cluster.node(cid, shard)
-                if node is None:
-                    return None
-                values.append(node.value_of(key)[0])
-            if any(v != values[0] for v in values[1:]):
+            values = self._replica_values(key, shard, self.placement, self.cluster)
+            if values is None:
+                return None
+            if len(set(values)) > 1:
                 count += 1
         return count

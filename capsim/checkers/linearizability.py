@@ -194,6 +194,26 @@ def check_operations(
     witness: SetViolation | None = None
     one_pass = handles(m, state0)
     for part in sorted(parts, key=len):
+        siblings = _sibling_read(part) if m.name in ("register", "cas-register") else None
+        if siblings is not None:
+            # A register holds one value: a read of several (siblings) is never legal.
+            verdict, failing = "not-linearizable", part
+            sentence = (
+                "a read returned several values (siblings, as a leaderless store returns "
+                "under concurrent writes), but a linearizable register holds one"
+            )
+            violation = _violation(
+                part, m, initial, state0, deadline, False, (sentence, [siblings])
+            )
+            return CheckResult(
+                verdict=verdict,
+                ops=len(ops),
+                elapsed_s=perf_counter() - start,
+                steps=budget.used,
+                violation=violation,
+                model=m.name,
+                partitions=len(parts),
+            )
         if one_pass:
             found, witness = check_set(part, state0, budget)
         else:
@@ -222,6 +242,22 @@ def check_operations(
         partitions=len(parts),
         reason=budget.exhausted if verdict == "unknown" else None,
     )
+
+
+def _sibling_read(part: Sequence[Op]) -> Op | None:
+    """The first ``ok`` read of a register that returned a list of values no write wrote
+    (so, several values: siblings), if any."""
+    written = set()
+    for op in part:
+        if op.f == "write":
+            written.add(op.value)
+        elif op.f == "cas" and isinstance(op.value, tuple) and len(op.value) == 2:
+            written.add(op.value[1])
+    for op in part:
+        read_list = op.f == "read" and op.type == "ok" and isinstance(op.output, tuple)
+        if read_list and op.output not in written:
+            return op
+    return None
 
 
 def _violation(

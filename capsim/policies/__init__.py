@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from capsim.errors import ScenarioError
+from capsim.policies.primary_backup import PrimaryBackup
+from capsim.policies.quorum import Quorum
 from capsim.policies.raft import Raft
 from capsim.policies.single_primary import SinglePrimary
 from capsim.scenario import PolicySpec
@@ -30,7 +32,9 @@ __all__ = ["POLICIES", "resolve_policy", "policy_params"]
 #: Built-in policies by the name used in scenario files.
 POLICIES: dict[str, type[Node]] = {
     "single-primary": SinglePrimary,
+    "primary-backup": PrimaryBackup,
     "raft": Raft,
+    "quorum": Quorum,
 }
 
 

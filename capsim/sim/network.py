@@ -18,12 +18,15 @@ Retransmission is the protocol's business. A message that arrives at a crashed c
 is dropped, except that a client's request is refused (the client sees a definite
 ``unavailable`` failure, as with a refused connection).
 
-Loss and duplication apply to messages between two containers, including a client's
-request forwarded from its home container to another; the client leg itself (a client
-and its home container) is reliable. With ``fifo`` each ordered pair of containers
-behaves like a TCP connection: a message never arrives before one sent earlier on the
-same pair, whatever delays it (its latency draw, a link fault's extra latency, waiting
-for bandwidth), and clients' requests and replies crossing the pair share the channel.
+Loss applies to messages between two containers, including a client's request
+forwarded from its home container to another and its reply; the client leg itself (a
+client and its home container) is reliable. Duplication applies to messages between
+nodes only: a client talks to a node over a connection, which loses but never repeats a
+request (a repeated request could take effect after the client was told it failed).
+With ``fifo`` each ordered pair of containers behaves like a TCP connection: a message
+never arrives before one sent earlier on the same pair, whatever delays it (its latency
+draw, a link fault's extra latency, waiting for bandwidth), and clients' requests and
+replies crossing the pair share the channel.
 Without it, messages reorder as their latencies vary. Counters: ``sent``, ``delivered``,
 ``dropped`` (with reasons) and ``duplicated`` (extra copies delivered or dropped).
 
@@ -260,8 +263,9 @@ class Network:
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
         if lossy and self._dup_draws is not None and next(self._dup_draws) < self._dup:
             copies += 1
-        for _ in range(copies):
-            self._duplicate(msg)
+        if copies and client is None and kind != CLIENT:
+            for _ in range(copies):
+                self._duplicate(msg)
         return msg
 
     @property

@@ -96,7 +96,8 @@ class Request:
     the value to write, the element to add, or for ``cas`` a tuple ``(expected, new)``.
     ``id`` identifies the operation and stays the same when the client retries it, so a
     policy can apply a retried write once (each attempt is a new ``Request``, answered
-    once). ``shard`` is the key's shard and ``client`` the client's name.
+    once; ``attempt`` counts them from 1). ``shard`` is the key's shard and ``client`` the
+    client's name. The network never duplicates a client's request.
     """
 
     __slots__ = (
@@ -446,8 +447,11 @@ class Node:
         """Introspection: ``(value, version)`` this replica holds for ``key``.
 
         ``value`` is what a read served here would return (``None`` if never written);
-        ``version`` any comparable version the policy keeps, or ``None``. Must not change
-        state or send messages. The default knows nothing and returns ``(None, None)``.
+        ``version`` any comparable version the policy keeps, or ``None``. Return ``None``
+        instead of a pair if this replica does not keep ``key`` (a leaderless store's
+        replica outside the key's preference list): convergence then leaves it out. Must
+        not change state or send messages. The default knows nothing and returns
+        ``(None, None)``.
         """
         return (None, None)
 
@@ -653,6 +657,12 @@ class Node:
     def redirect(self, req: Request, node: str) -> None:
         """Tell the client to send this request to container ``node`` instead."""
         self.__rt.answer(req, "redirect", node)
+
+    def info(self, req: Request, error: str) -> None:
+        """Answer a client: the outcome is unknown (the operation may or may not take
+        effect, at any time), because ``error``; the client records it as ``info`` at once
+        instead of waiting for its timeout (a write that reached too few replicas)."""
+        self.__rt.answer(req, "info", error)
 
 
 def bind(

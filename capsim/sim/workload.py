@@ -359,8 +359,8 @@ class Workload:
     def _on_reply(self, msg: Message) -> None:
         req, outcome, value = msg.body
         op: _Op = req._f
-        if op.done or req._seq != op.current._seq:
-            return  # a duplicate or a reply to an attempt already given up on
+        if op.done or not op.outstanding or req._seq != op.current._seq:
+            return  # a reply to an attempt already answered or given up on
         if self.engine.now >= op.deadline:
             self._timeout(op)  # due at this very instant: the timeout comes first
             return
@@ -382,6 +382,9 @@ class Workload:
             else:
                 op.to = op.shard
                 self._send(op, target)
+        elif outcome == "info":
+            op.client.hints.pop(op.shard, None)
+            self._complete(op, INFO, op.recorded, msg.src, str(value))
         else:
             if value != "mismatch":
                 op.client.hints.pop(op.shard, None)

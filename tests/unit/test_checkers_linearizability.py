@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from capsim.checkers import CheckResult, ModelError, Op, check_history
-from capsim.checkers.linearizability import relevant_operations
+from capsim.checkers.linearizability import check_operations, relevant_operations
 from capsim.checkers.models import MODELS
 from capsim.history import History
 
@@ -400,3 +400,18 @@ def test_agrees_with_brute_force_and_reports_minimal_violations(seed):
             assert _brute_force(rest, model, initial) or (
                 explained and not _brute_force(rest_unordered, model, initial)
             ), kept
+
+
+def test_a_register_read_of_several_values_is_reported_as_siblings():
+    ops = [
+        Op(process=0, f="write", value=1, type="ok", call=0, ret=1, key="k"),
+        Op(process=1, f="write", value=2, type="ok", call=0, ret=1, key="k"),
+        Op(process=2, f="read", output=(1, 2), type="ok", call=2, ret=3, key="k"),
+    ]
+    result = check_operations(ops, "cas-register")
+    assert result.verdict == "not-linearizable"
+    assert "several values (siblings" in result.violation["witness"]
+    assert [op["output"] for op in result.violation["ops"]] == [[1, 2]]
+    # A register may hold a list that some write wrote: that read is fine.
+    ops[1] = Op(process=1, f="write", value=(1, 2), type="ok", call=0, ret=1, key="k")
+    assert check_operations(ops, "cas-register").verdict == "linearizable"
