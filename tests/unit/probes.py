@@ -196,3 +196,13 @@ class Ends(capsim.Node):
 
     def on_client(self, req):
         self.ok(req, self.id if req.op == "read" else req.value)
+
+
+class Unsure(capsim.Node):
+    """Answers reads, and says every write's outcome is unknown."""
+
+    def on_client(self, req):
+        if req.op == "read":
+            self.ok(req, None)
+        else:
+            self.info(req, "too-few-replicas")

@@ -287,3 +287,13 @@ def test_dirty_says_whether_a_sync_has_something_to_do():
     instant = Durable(tracking=False)
     instant["a"] = 1
     assert not instant.dirty
+
+
+def test_a_node_can_answer_that_an_outcome_is_unknown():
+    res = run(make_scenario(policy={"name": "probes:Unsure"}, workload={"timeout": 5}), seed=1)
+    ops = res.history.operations()
+    writes = [i for i in range(len(ops)) if not ops.final[i] and ops.f[i] != 0]
+    assert writes and all(ops.type[i] == 3 for i in writes)  # info, every one
+    assert {ops.error(i) for i in writes} == {"too-few-replicas"}
+    # Recorded when the answer came (zero latency at home), not at the 5 s timeout.
+    assert max(ops.complete_time[i] - ops.invoke_time[i] for i in writes) < 0.001
