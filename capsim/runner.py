@@ -492,16 +492,25 @@ class World:
                 return False
         return True
 
-    @staticmethod
-    def _replica_values(key, shard, placement, cluster) -> list | None:
+    def _replica_values(self, key, shard, placement, cluster) -> list | None:
         """What every replica keeping ``key`` holds (as comparable text), or None if one
-        is down."""
+        is down. A ``value_of`` that raises is the policy's error, reported as such."""
         values = []
         for cid in placement.replicas[shard]:
             node = cluster.node(cid, shard)
             if node is None:
                 return None
-            held = node.value_of(key)
+            try:
+                held = node.value_of(key)
+            except Exception as exc:
+                raise PolicyError(
+                    policy=cluster.policy_name,
+                    time=self.engine.now,
+                    container=cid,
+                    shard=shard,
+                    handling=f"value_of({key!r}), introspection",
+                    exc=exc,
+                ) from exc
             if held is not None:  # None: this replica does not keep the key
                 values.append(repr(held[0]))
         return values
@@ -592,8 +601,8 @@ class World:
         """Keys whose replicas hold different values at the end of the run, read through
         introspection (``value_of``) of every replica of each key's shard; ``None`` if
         the policy does not implement ``value_of``, or a replica is down."""
-        if self.cluster.policy.value_of is Node.value_of:
-            return None
+        if self.cluster.policy.value_of is Node.value_of or self.failure is not None:
+            return None  # no introspection, or replicas a failure may have left half-built
         count = 0
         for key, shard in zip(self.workload.keys, self.workload.key_shard, strict=True):
             values = self._replica_values(key, shard, self.placement, self.cluster)

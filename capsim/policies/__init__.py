@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from capsim.errors import ScenarioError
+from capsim.policies.chain import Chain
 from capsim.policies.primary_backup import PrimaryBackup
 from capsim.policies.quorum import Quorum
 from capsim.policies.raft import Raft
@@ -35,6 +36,7 @@ POLICIES: dict[str, type[Node]] = {
     "primary-backup": PrimaryBackup,
     "raft": Raft,
     "quorum": Quorum,
+    "chain": Chain,
 }
 
 

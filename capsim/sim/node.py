@@ -114,6 +114,13 @@ class Request:
         "_seq",
     )
 
+    @property
+    def answered(self) -> str | None:
+        """How this request was answered (``"ok"``, ``"fail"``, ``"info"``,
+        ``"redirect"``), or ``None`` if not yet: a policy that hands a request from node
+        to node can tell whether another node answered it already."""
+        return self._answered
+
     def _copy(self) -> Request:
         """The same attempt delivered again (a duplicated message): answerable on its own."""
         copy = Request()
@@ -495,6 +502,10 @@ class Node:
         shard), whether or not they are current members."""
         rt = self.__rt
         return rt.cluster.placement.replicas[rt.shard if shard is None else shard]
+
+    def shards(self) -> int:
+        """How many shards the key space has (numbered from 0)."""
+        return len(self.__rt.cluster.members)
 
     def containers(self) -> tuple[str, ...]:
         """Every container's id, in order."""

@@ -206,3 +206,22 @@ class Unsure(capsim.Node):
             self.ok(req, None)
         else:
             self.info(req, "too-few-replicas")
+
+
+class BadIntrospection(capsim.Node):
+    """Serves clients, but its value_of raises."""
+
+    def on_client(self, req):
+        self.ok(req, None if req.op == "read" else req.value)
+
+    def value_of(self, key):
+        raise KeyError(key)
+
+
+class Teller(capsim.Node):
+    """Answers a request, then reports how it was answered, and the number of shards."""
+
+    def on_client(self, req):
+        before = req.answered
+        self.ok(req, None if req.op == "read" else req.value)
+        self.log("answered", before, req.answered, "shards", self.shards())

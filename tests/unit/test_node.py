@@ -297,3 +297,15 @@ def test_a_node_can_answer_that_an_outcome_is_unknown():
     assert {ops.error(i) for i in writes} == {"too-few-replicas"}
     # Recorded when the answer came (zero latency at home), not at the 5 s timeout.
     assert max(ops.complete_time[i] - ops.invoke_time[i] for i in writes) < 0.001
+
+
+def test_an_introspection_failure_is_the_policys_error():
+    with pytest.raises(PolicyError) as caught:
+        run(make_scenario(policy={"name": "probes:BadIntrospection"}), seed=1)
+    assert "value_of('k" in caught.value.handling
+    assert isinstance(caught.value.exc, KeyError)
+
+
+def test_a_request_says_how_it_was_answered_and_nodes_know_the_shard_count():
+    res = run(make_scenario(policy={"name": "probes:Teller"}, cluster={"shards": 3}), seed=1)
+    assert {text for _, _, _, text in res.node_log} == {"answered None ok shards 3"}
