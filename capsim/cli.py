@@ -130,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="NAME",
-        help="benchmark only this built-in policy (repeatable)",
+        help="benchmark only this policy: a built-in name, or your own module:Class "
+        "(repeatable)",
     )
     bench.add_argument(
         "--ops",
@@ -441,11 +442,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from capsim.bench import TARGET_RATIO, run_bench
-    from capsim.policies import POLICIES
+    from capsim.policies import POLICIES, resolve_policy
+    from capsim.scenario import PolicySpec
 
     for name in args.policy or []:
-        if name not in POLICIES:
-            raise CapsimError(f"--policy: unknown policy {name!r}; built-in: {sorted(POLICIES)}")
+        if name not in POLICIES and ":" not in name:
+            raise CapsimError(
+                f"--policy: unknown policy {name!r}; built-in: {sorted(POLICIES)}, "
+                "or your own as module:Class (importable from here)"
+            )
+        try:
+            resolve_policy(PolicySpec(name=name, path="."))
+        except CapsimError as exc:
+            raise CapsimError(f"--policy: {exc}") from None
 
     def progress(message: str) -> None:
         if not args.json:
