@@ -130,8 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="NAME",
-        help="benchmark only this policy: a built-in name, or your own module:Class "
-        "(repeatable)",
+        help="benchmark only this policy: a built-in name, or your own module:Class (repeatable)",
     )
     bench.add_argument(
         "--ops",
