@@ -134,6 +134,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from capsim.policies.commands import apply_command, read_value
 from capsim.schema import Interval
 from capsim.sim.node import Message, Node, Request
 
@@ -681,8 +682,7 @@ class Chain(Node):
                 self.on_client(req)
 
     def read(self, key: str) -> Any:
-        value = self.data.get(key)
-        return sorted(value) if isinstance(value, set) else value
+        return read_value(self.data, key)
 
     def answer(self, req: Request, matched: bool) -> None:
         if matched:
@@ -955,21 +955,9 @@ class Chain(Node):
         reqs, waiting = self.reqs, self.waiting
         quiet = self.quiet if answering else None
         for index, (op, key, value, _) in enumerate(self.entries[first:commit], first):
-            matched = True
-            if op == "write":
-                data[key] = value
-            elif op == "add":
-                current = data.get(key)
-                if current is None:
-                    current = data[key] = set()
-                current.add(value)
-            elif op == "cas":
-                matched = data.get(key) == value[0]
+            matched = apply_command(data, version, index, op, key, value)
+            if op == "cas":
                 outcomes[index] = matched
-                if matched:
-                    data[key] = value[1]
-            if matched:
-                version[key] = index + 1
             if reqs:
                 req = reqs.pop(index, None)
                 if req is not None and answering and index >= quiet:

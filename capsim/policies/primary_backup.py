@@ -121,6 +121,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from capsim.policies.commands import apply_command, read_value
 from capsim.schema import Interval
 from capsim.sim.node import Message, Node, Request
 
@@ -526,8 +527,7 @@ class PrimaryBackup(Node):
             elif self.fenced and not self.lease_held():
                 self.fail(req, "no-lease")
             else:
-                value = self.data.get(req.key)
-                self.ok(req, sorted(value) if isinstance(value, set) else value)
+                self.ok(req, read_value(self.data, req.key))
             return
         index = self.seen.get(req.id)
         if index is not None:  # a duplicate or retry of a request already in the log
@@ -804,37 +804,20 @@ class PrimaryBackup(Node):
     # -- the state machine ------------------------------------------------------------------------
 
     def apply_to(self, commit: int) -> None:
-        data, version = self.data, self.version
+        data, version, outcomes = self.data, self.version, self.outcomes
         first = self.applied
         for index, entry in enumerate(self.entries[first:commit], first):
-            op, key, value = entry[0], entry[1], entry[2]
-            if op == "write":
-                data[key] = value
-            elif op == "add":
-                current = data.get(key)
-                if current is None:
-                    current = data[key] = set()
-                current.add(value)
-            elif op == "cas":
-                expected, new = value
-                matched = data.get(key) == expected
-                self.outcomes[index] = matched
-                if not matched:
-                    continue
-                data[key] = new
-            else:
-                continue  # an epoch's no-op
-            version[key] = index + 1
+            op = entry[0]  # an epoch's no-op changes nothing
+            matched = apply_command(data, version, index, op, entry[1], entry[2])
+            if op == "cas":
+                outcomes[index] = matched
         if commit > self.applied:
             self.applied = commit
 
     # -- introspection ----------------------------------------------------------------------------
 
     def value_of(self, key: str) -> tuple[Any, Any]:
-        value = self.data.get(key)
-        if isinstance(value, set):
-            value = sorted(value)
-        return value, self.version.get(key)
+        return read_value(self.data, key), self.version.get(key)
 
     def applied_log(self) -> list[Any]:
         return [entry[:3] for entry in self.entries[: self.applied]]

@@ -99,6 +99,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from capsim.policies.commands import apply_command, read_value
 from capsim.schema import FiniteFloat, Interval, StrictBool, WholeNumber
 from capsim.sim.node import Message, Node, Request
 
@@ -572,8 +573,7 @@ class Raft(Node):
             self.ok(req, req.value)
 
     def read_value(self, key: str) -> Any:
-        value = self.data.get(key)
-        return sorted(value) if isinstance(value, set) else value
+        return read_value(self.data, key)
 
     def read(self, req: Request) -> None:
         if self.local_reads:
@@ -710,22 +710,9 @@ class Raft(Node):
             if rid in done:
                 continue  # a later copy of a request already applied
             done[rid] = index
-            key = entry[KEY]
-            if op == "write":
-                data[key] = entry[VALUE]
-            elif op == "add":
-                current = data.get(key)
-                if current is None:
-                    current = data[key] = set()
-                current.add(entry[VALUE])
-            elif op == "cas":
-                expected, new = entry[VALUE]
-                matched = data.get(key) == expected
+            matched = apply_command(data, version, index, op, entry[KEY], entry[VALUE])
+            if op == "cas":
                 self.outcomes[index] = matched
-                if not matched:
-                    continue
-                data[key] = new
-            version[key] = index + 1
         self.applied = commit
         waiting = self.waiting
         if waiting:
