@@ -114,6 +114,10 @@ class Message:
         )
 
 
+#: What a duplicate shares with its original: everything but SimPy's callbacks.
+_COPIED = tuple(slot for slot in Message.__slots__ if slot != "callbacks")
+
+
 class Network:
     """Carries messages between containers; see the module docstring for the semantics."""
 
@@ -326,26 +330,10 @@ class Network:
         return delay
 
     def _duplicate(self, msg: Message) -> None:
+        """Send an extra copy of ``msg`` (a node's message: a client's never is copied)."""
         copy = Message()
-        for slot in (
-            "src",
-            "dst",
-            "kind",
-            "body",
-            "id",
-            "reply_to",
-            "shard",
-            "size",
-            "_clock",
-            "_sent",
-            "_from",
-        ):
+        for slot in _COPIED:
             setattr(copy, slot, getattr(msg, slot))
-        copy._src_c = msg._src_c
-        copy._dst_c = msg._dst_c
-        copy._client = msg._client
-        if msg.kind == CLIENT:
-            copy.body = msg.body._copy()  # each delivery of a request is answered once
         self.duplicated += 1
         now = self._env._now
         src_i, dst_i = msg._src_c.idx, msg._dst_c.idx

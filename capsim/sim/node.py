@@ -121,14 +121,6 @@ class Request:
         to node can tell whether another node answered it already."""
         return self._answered
 
-    def _copy(self) -> Request:
-        """The same attempt delivered again (a duplicated message): answerable on its own."""
-        copy = Request()
-        for slot in Request.__slots__:
-            setattr(copy, slot, getattr(self, slot))
-        copy._answered = None
-        return copy
-
     def __repr__(self) -> str:
         return f"Request(id={self.id}, op={self.op!r}, key={self.key!r}, value={self.value!r})"
 
