@@ -309,13 +309,17 @@ class Network:
             # from the home container to the node if they differ.
             delay = next(self._client)
             if src_i != dst_i:
-                cls = 0 if self.zone_of[src_i] == self.zone_of[dst_i] else 1
-                sampler = self._samplers[cls].get(msg.kind)
-                delay += next(sampler if sampler is not None else self._default[cls])
+                delay += self._link_draw(msg.kind, src_i, dst_i)
             return delay
-        cls = 0 if self.zone_of[src_i] == self.zone_of[dst_i] else 1
-        sampler = self._samplers[cls].get(msg.kind)
-        return next(sampler if sampler is not None else self._default[cls])
+        return self._link_draw(msg.kind, src_i, dst_i)
+
+    def _link_draw(self, kind: str, src_i: int, dst_i: int) -> float:
+        """A latency draw for a message of ``kind`` on the link from ``src_i`` to ``dst_i``
+        (``send`` inlines this for a node's message, the hot path)."""
+        pair = self._by_kind.get(kind)
+        if pair is None:
+            pair = self._kind_samplers(kind)
+        return next(pair[self.zone_of[src_i] != self.zone_of[dst_i]])
 
     def _in_order(self, src_i: int, dst_i: int, now: float, delay: float) -> float:
         """``delay``, lengthened if needed so that the message arrives no earlier than the
