@@ -192,28 +192,15 @@ def check_operations(
     verdict = "linearizable"
     failing: list[Op] | None = None
     witness: SetViolation | None = None
+    reason: tuple[str, list[Op]] | None = None
     one_pass = handles(m, state0)
     for part in sorted(parts, key=len):
         siblings = _sibling_read(part) if m.name in ("register", "cas-register") else None
         if siblings is not None:
             # A register holds one value: a read of several (siblings) is never legal.
             verdict, failing = "not-linearizable", part
-            sentence = (
-                "a read returned several values (siblings, as a leaderless store returns "
-                "under concurrent writes), but a linearizable register holds one"
-            )
-            violation = _violation(
-                part, m, initial, state0, deadline, False, (sentence, [siblings])
-            )
-            return CheckResult(
-                verdict=verdict,
-                ops=len(ops),
-                elapsed_s=perf_counter() - start,
-                steps=budget.used,
-                violation=violation,
-                model=m.name,
-                partitions=len(parts),
-            )
+            reason = (_SIBLINGS, [siblings])
+            break
         if one_pass:
             found, witness = check_set(part, state0, budget)
         else:
@@ -228,10 +215,8 @@ def check_operations(
     violation = None
     if failing is not None:
         if witness is not None:
-            witness = blame_failed(witness, ops)
-        violation = _violation(
-            failing, m, initial, state0, deadline, shrink_violation, _set_reason(witness)
-        )
+            reason = _set_reason(blame_failed(witness, ops))
+        violation = _violation(failing, m, initial, state0, deadline, shrink_violation, reason)
     return CheckResult(
         verdict=verdict,
         ops=len(ops),
@@ -242,6 +227,12 @@ def check_operations(
         partitions=len(parts),
         reason=budget.exhausted if verdict == "unknown" else None,
     )
+
+
+_SIBLINGS = (
+    "a read returned several values (siblings, as a leaderless store returns under "
+    "concurrent writes), but a linearizable register holds one"
+)
 
 
 def _sibling_read(part: Sequence[Op]) -> Op | None:
