@@ -4,15 +4,17 @@ A client's operation becomes a command ``(op, key, value)``: ``write`` sets ``ke
 ``value``; ``add`` puts the element ``value`` in the set at ``key``; ``cas`` with value
 ``(expected, new)`` sets ``key`` to ``new`` if it holds ``expected`` (a compare that fails
 changes nothing: the client hears ``mismatch``). The log-based built-ins (single-primary,
-primary-backup, raft, chain) apply their committed entries with :func:`apply_command` and
-answer reads with :func:`read_value`; a protocol of your own may do the same.
+primary-backup, raft, chain) apply their committed entries with :func:`apply_entries` or
+:func:`apply_command` and answer reads with :func:`read_value`; a protocol of your own may
+do the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["apply_command", "read_value"]
+__all__ = ["apply_command", "apply_entries", "read_value"]
 
 
 def apply_command(
@@ -38,6 +40,23 @@ def apply_command(
         return True
     version[key] = index + 1
     return True
+
+
+def apply_entries(
+    entries: Sequence[Any],
+    first: int,
+    stop: int,
+    data: dict[str, Any],
+    version: dict[str, int],
+    outcomes: dict[int, bool],
+) -> None:
+    """Apply log entries ``first`` to ``stop - 1`` (each ``(op, key, value, ...)``) with
+    :func:`apply_command`, noting in ``outcomes`` whether each CAS compared equal."""
+    for index, entry in enumerate(entries[first:stop], first):
+        op = entry[0]
+        matched = apply_command(data, version, index, op, entry[1], entry[2])
+        if op == "cas":
+            outcomes[index] = matched
 
 
 def read_value(data: dict[str, Any], key: str) -> Any:

@@ -51,7 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from capsim.policies.commands import apply_command, read_value
+from capsim.policies.commands import apply_entries, read_value
 from capsim.schema import Interval
 from capsim.sim.node import Message, Node, Request
 
@@ -351,13 +351,7 @@ class SinglePrimary(Node):
     # -- the state machine ----------------------------------------------------------------------
 
     def apply_to(self, commit: int) -> None:
-        data, version, outcomes = self.data, self.version, self.outcomes
-        first = self.applied
-        for index, entry in enumerate(self.entries[first:commit], first):
-            op = entry[0]
-            matched = apply_command(data, version, index, op, entry[1], entry[2])
-            if op == "cas":
-                outcomes[index] = matched
+        apply_entries(self.entries, self.applied, commit, self.data, self.version, self.outcomes)
         if commit > self.applied:
             self.applied = commit
 
