@@ -202,6 +202,16 @@ class History:
         if not isinstance(shard, int) or not 0 <= shard < _MAX_SHARD:
             raise HistoryError(f"'shard' must be an integer from 0 to 2**31 - 1, got {echo(shard)}")
         time = _finite_time(time)
+        self._append_named(
+            process, type_code, f_code, key, value, time, client, zone, node, shard, final,
+            side, error,
+        )  # fmt: skip
+
+    def _append_named(
+        self, process, type_code, f_code, key, value, time, client, zone, node, shard, final,
+        side, error,
+    ) -> None:  # fmt: skip
+        """Append a checked event whose strings are names: intern them, then append."""
         self.append_codes(
             process,
             type_code,
@@ -214,7 +224,7 @@ class History:
             self.nodes.code(node),
             shard,
             1 if final else 0,
-            _SIDE_CODE.get(side, 0) if side else 0,
+            _SIDE_CODE[side] if side is not None else 0,
             error,
         )
 
@@ -391,21 +401,10 @@ class History:
         value = get("value")
         if type(value) is list or type(value) is dict:
             check_value(value)
-        self.append_codes(
-            process,
-            type_code,
-            f_code,
-            self.keys.code(key),
-            value,
-            time,
-            self.clients.code(client),
-            self.zones.code(zone),
-            self.nodes.code(node),
-            shard,
-            1 if final else 0,
-            _SIDE_CODE[side] if side is not None else 0,
-            error,
-        )
+        self._append_named(
+            process, type_code, f_code, key, value, time, client, zone, node, shard, final,
+            side, error,
+        )  # fmt: skip
 
     def operations(self) -> Operations:
         """Pair every invocation with its completion; see :class:`Operations`.
