@@ -76,6 +76,43 @@ def applied_logs_disagree(world) -> list[tuple[int, str, str]]:
     return bad
 
 
+def random_faults(
+    role: str, kinds=("crash", "partition"), role_kinds=("crash",), shapes=None
+) -> dict:
+    """Overrides for a 6 s run under random faults: ``kinds`` anywhere about three times a
+    second and ``role_kinds`` at the container holding ``role`` about once a second (100 to
+    700 ms each), a disk taking 1 to 10 ms per sync, 2% loss and duplication, containers
+    ready 50 ms after a restart. Tests of state-machine safety share it."""
+    anywhere = {
+        "kind": "random",
+        "at": 0.2,
+        "rate": 3,
+        "faults": list(kinds),
+        "duration": {"dist": "uniform", "low": "100ms", "high": "700ms"},
+    }
+    if shapes is not None:
+        anywhere["shapes"] = list(shapes)
+    return {
+        "duration": 6,
+        "images": [{"name": "kv", "startup": "50ms"}],
+        "cluster": {
+            "disk": {"sync": {"dist": "uniform", "low": "1ms", "high": "10ms"}, "writeback": "1s"}
+        },
+        "network": {"loss": 0.02, "duplicate": 0.02},
+        "faults": [
+            anywhere,
+            {
+                "kind": "random",
+                "at": 0.3,
+                "rate": 1,
+                "faults": list(role_kinds),
+                "target": role,
+                "duration": {"dist": "uniform", "low": "100ms", "high": "400ms"},
+            },
+        ],
+    }
+
+
 def dispatchable_features() -> list[str]:
     """The SIMD extensions above numpy's baseline that this machine has: naming them in
     ``NPY_DISABLE_CPU_FEATURES`` makes numpy run as on a machine without them."""

@@ -4,7 +4,7 @@ simulator from the summary, the history and the replicas' introspection."""
 from __future__ import annotations
 
 import pytest
-from conftest import applied_logs_disagree, make_scenario, merge
+from conftest import applied_logs_disagree, make_scenario, merge, random_faults
 
 from capsim.errors import ScenarioError
 from capsim.history import ADD, OK, READ
@@ -279,30 +279,8 @@ def test_at_most_one_primary_per_epoch_sampled_every_10_ms(fencing):
 
 STATE_MACHINE = scenario(
     FAST,
-    duration=6,
-    images=[{"name": "kv", "startup": "50ms"}],
-    cluster={
-        "disk": {"sync": {"dist": "uniform", "low": "1ms", "high": "10ms"}, "writeback": "1s"}
-    },
-    network={"loss": 0.02, "duplicate": 0.02},
+    **random_faults("primary"),
     workload={"kind": "set", "rate": 20, "read_fraction": 0.3, "keys": 3},
-    faults=[
-        {
-            "kind": "random",
-            "at": 0.2,
-            "rate": 3,
-            "faults": ["crash", "partition"],
-            "duration": {"dist": "uniform", "low": "100ms", "high": "700ms"},
-        },
-        {
-            "kind": "random",
-            "at": 0.3,
-            "rate": 1,
-            "faults": ["crash"],
-            "target": "primary",
-            "duration": {"dist": "uniform", "low": "100ms", "high": "400ms"},
-        },
-    ],
 )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import applied_logs_disagree, make_scenario, make_world
+from conftest import applied_logs_disagree, make_scenario, make_world, merge, random_faults
 
 from capsim.history import ADD, OK, READ
 from capsim.runner import build, run
@@ -205,32 +205,17 @@ def test_a_leader_crash_elects_a_new_leader_in_a_higher_term():
 # -- invariants under random faults ---------------------------------------------------------------
 
 RANDOM_FAULTS = make_scenario(
-    duration=5,
+    **merge(
+        random_faults(
+            "leader",
+            kinds=("crash", "partition", "pause", "clock"),
+            role_kinds=("crash", "pause"),
+            shapes=("halves", "isolate", "bridge", "majorities-ring", "one-way"),
+        ),
+        {"duration": 5},
+    ),
     policy=raft(),
-    images=[{"name": "kv", "startup": "50ms"}],
-    cluster={
-        "disk": {"sync": {"dist": "uniform", "low": "1ms", "high": "10ms"}, "writeback": "1s"}
-    },
-    network={"loss": 0.02, "duplicate": 0.02},
     workload={"kind": "set", "rate": 60, "read_fraction": 0.3, "keys": 3, "clients_per_zone": 2},
-    faults=[
-        {
-            "kind": "random",
-            "at": 0.2,
-            "rate": 3,
-            "faults": ["crash", "partition", "pause", "clock"],
-            "shapes": ["halves", "isolate", "bridge", "majorities-ring", "one-way"],
-            "duration": {"dist": "uniform", "low": "100ms", "high": "700ms"},
-        },
-        {
-            "kind": "random",
-            "at": 0.3,
-            "rate": 1,
-            "faults": ["crash", "pause"],
-            "target": "leader",
-            "duration": {"dist": "uniform", "low": "100ms", "high": "400ms"},
-        },
-    ],
 )
 
 

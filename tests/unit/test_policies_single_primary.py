@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import applied_logs_disagree, make_scenario
+from conftest import applied_logs_disagree, make_scenario, random_faults
 
 from capsim.history import ADD, OK, READ
 from capsim.runner import build, run
@@ -100,30 +100,8 @@ def test_no_acknowledged_add_is_lost_under_partitions_crashes_and_loss():
 
 
 RANDOM_FAULTS = make_scenario(
-    duration=6,
-    images=[{"name": "kv", "startup": "50ms"}],
-    cluster={
-        "disk": {"sync": {"dist": "uniform", "low": "1ms", "high": "10ms"}, "writeback": "1s"}
-    },
-    network={"loss": 0.02, "duplicate": 0.02},
+    **random_faults("primary"),
     workload={"kind": "set", "rate": 60, "read_fraction": 0.3, "keys": 3},
-    faults=[
-        {
-            "kind": "random",
-            "at": 0.2,
-            "rate": 3,
-            "faults": ["crash", "partition"],
-            "duration": {"dist": "uniform", "low": "100ms", "high": "700ms"},
-        },
-        {
-            "kind": "random",
-            "at": 0.3,
-            "rate": 1,
-            "faults": ["crash"],
-            "target": "primary",
-            "duration": {"dist": "uniform", "low": "100ms", "high": "400ms"},
-        },
-    ],
 )
 
 
