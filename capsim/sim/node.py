@@ -282,38 +282,39 @@ class Runtime:
             self.key,
         )
 
-    def schedule(self, real_delay: float, fn: Callable[..., None], args: tuple, delay) -> Timer:
+    def timer(self, fn: Callable[..., None], args: tuple, delay: float) -> Timer:
+        """A new, unarmed timer calling ``fn(*args)``."""
         timer = Timer()
         timer.rt = self
         timer.fn = fn
         timer.args = args
         timer.delay = delay
         timer.cancelled = False
+        timer._due = None
+        return timer
+
+    def schedule(self, real_delay: float, fn: Callable[..., None], args: tuple, delay) -> Timer:
+        timer = self.timer(fn, args, delay)
         self.arm(timer, real_delay)
         return timer
 
-    def arm(self, timer: Timer, real_delay: float) -> None:
-        """Put ``timer`` on the queue ``real_delay`` simulated seconds from now."""
+    def due(self, timer: Timer) -> _Due:
+        """``timer``'s new instant (an older one goes inert)."""
         due = _Due()
         due.callbacks = _FIRE
         due.timer = timer
         timer._due = due
+        return due
+
+    def arm(self, timer: Timer, real_delay: float) -> None:
+        """Put ``timer`` on the queue ``real_delay`` simulated seconds from now."""
         engine = self.engine
         engine.events += 1
-        engine.env.schedule(due, 1, real_delay)
+        engine.env.schedule(self.due(timer), 1, real_delay)
 
     def later(self, fn: Callable[..., None], args: tuple) -> _Due:
         """A call held while the container is paused, run on resume."""
-        timer = Timer()
-        timer.rt = self
-        timer.fn = fn
-        timer.args = args
-        timer.delay = 0.0
-        timer.cancelled = False
-        due = _Due()
-        due.timer = timer
-        timer._due = due
-        return due
+        return self.due(self.timer(fn, args, 0.0))
 
     def disk_done(self, mark, fn, args) -> None:
         """A sync completed on the disk: the writes are durable now, even if the container
