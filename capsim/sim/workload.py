@@ -125,7 +125,7 @@ class Workload:
         ]
         self._side_cache: dict[tuple[int, int], int] = {}
         self._side_version = -1
-        self._routes: dict[tuple[int, int, int], tuple[Container, Any, bool]] = {}
+        self._routes: dict[tuple, tuple[Container, Any, bool]] = {}
         self._routes_version = -1
         policy = cluster.policy
         self._route_hook = None if policy.route.__func__ is Node.route.__func__ else policy.route
@@ -464,7 +464,8 @@ class Workload:
             self._routes.clear()
             self._routes_version = cluster.members_version
         home, shard = client.home, op.shard
-        cache = (home.idx, shard, op.f)
+        # The image is in the key: a rolling upgrade may change the parameters route() reads.
+        cache = (home.idx, home.image.ref, shard, op.f)
         found = self._routes.get(cache)
         if found is None:
             found = self._routes[cache] = self._decide(home, shard, op.f)
