@@ -303,7 +303,7 @@ def estimate(scenario: Scenario) -> dict[str, float]:
     else:
         per_op = max(workload.think_time, 0.001)  # a closed loop waits at least a round trip
         operations = clients * workload.processes * active / per_op
-    final_reads = workload.keys * cluster.containers if scenario.final_reads else 0
+    final_reads = workload.keys * cluster.rf if scenario.final_reads else 0  # each replica
     replicas = cluster.shards * cluster.rf
     run_s = scenario.duration + scenario.settle + 2 * workload.timeout
     events = (operations + final_reads) * _EVENTS_PER_OP + replicas * _WAKEUPS_PER_REPLICA_S * run_s
@@ -484,19 +484,18 @@ class World:
         self.engine.call_in(CONVERGENCE_POLL_S, self._poll_convergence, healed_at)
 
     def _converged(self) -> bool:
-        cluster = self.cluster
-        placement = self.placement
         for key, shard in zip(self.workload.keys, self.workload.key_shard, strict=True):
-            values = self._replica_values(key, shard, placement, cluster)
+            values = self._replica_values(key, shard)
             if values is None or len(set(values)) > 1:
                 return False
         return True
 
-    def _replica_values(self, key, shard, placement, cluster) -> list | None:
+    def _replica_values(self, key: str, shard: int) -> list | None:
         """What every replica keeping ``key`` holds (as comparable text), or None if one
         is down. A ``value_of`` that raises is the policy's error, reported as such."""
+        cluster = self.cluster
         values = []
-        for cid in placement.replicas[shard]:
+        for cid in self.placement.replicas[shard]:
             node = cluster.node(cid, shard)
             if node is None:
                 return None
@@ -605,7 +604,7 @@ class World:
             return None  # no introspection, or replicas a failure may have left half-built
         count = 0
         for key, shard in zip(self.workload.keys, self.workload.key_shard, strict=True):
-            values = self._replica_values(key, shard, self.placement, self.cluster)
+            values = self._replica_values(key, shard)
             if values is None:
                 return None
             if len(set(values)) > 1:
