@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except CapsimError as exc:
-        print(f"capsim: error: {_one_line(str(exc))}", file=sys.stderr)
+        from capsim.schema import one_line
+
+        print(f"capsim: error: {one_line(str(exc), 600)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("capsim: interrupted", file=sys.stderr)
@@ -486,12 +488,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         )
     print(f"target ratio: at least {TARGET_RATIO}")
     return 0
-
-
-def _one_line(text: str, limit: int = 600) -> str:
-    """An error message as one line of bounded length (a message may quote input)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -53,6 +53,7 @@ __all__ = [
     "MAX_RATE",
     "to_data",
     "echo",
+    "one_line",
     "validation_message",
     "open_input",
     "read_input",
@@ -261,7 +262,7 @@ def validation_message(error: dict[str, Any]) -> tuple[str, str]:
     ctx = error.get("ctx") or {}
     if kind == "union_tag_invalid":
         name = str(ctx.get("discriminator", "kind")).strip("'")
-        return field, _one_line(
+        return field, one_line(
             f"unknown {name} {echo(ctx.get('tag'))}; expected one of {ctx.get('expected_tags')}"
         )
     if kind == "union_tag_not_found":
@@ -272,10 +273,11 @@ def validation_message(error: dict[str, Any]) -> tuple[str, str]:
         msg = _GOT.sub("", msg) + f", got {echo(value)}"
     elif kind not in ("value_error", "assertion_error") and " got " not in msg:
         msg += f", got {echo(value)}"  # a wrong type: say which
-    return field, _one_line(msg)
+    return field, one_line(msg)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one line of at most ``limit`` characters (a message may quote input)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
