@@ -28,7 +28,7 @@ from capsim.distributions import Constant, draws
 from capsim.scenario import Image, Scenario
 from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
-from capsim.sim.node import Node, Runtime, _Due, bind
+from capsim.sim.node import Node, Runtime, _Due, _fire, bind
 from capsim.sim.storage import Disk, Durable
 from capsim.topology import Placement
 
@@ -172,10 +172,7 @@ class Container:
             if self.paused or not self.up:
                 break  # paused or crashed again by something handled here
             if isinstance(item, _Due):
-                timer = item.timer
-                if timer._due is item and not timer.cancelled and timer.rt.alive:
-                    timer._due = None
-                    timer.rt.call(timer.fn, timer.args, timer)
+                _fire(item)  # as when it came due, now that the container runs
             elif isinstance(item, tuple):
                 self._served(item[1], self.incarnation)
             else:
