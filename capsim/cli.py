@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         "byte, apart from the 'perf' block.",
         epilog=EPILOG,
     )
-    run.add_argument("scenario", metavar="SCENARIO", help="a scenario file (YAML)")
+    run.add_argument("scenario", metavar="SCENARIO", help="a scenario file (YAML or JSON)")
+    _add_set(run)
     run.add_argument(
         "--seed",
         type=_seed,
@@ -115,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
         "parameters) without running it. Exit 0 if valid, 2 with the first problem if not.",
         epilog=EPILOG,
     )
-    validate.add_argument("scenario", metavar="SCENARIO", help="a scenario file (YAML)")
+    validate.add_argument("scenario", metavar="SCENARIO", help="a scenario file (YAML or JSON)")
+    _add_set(validate)
     validate.set_defaults(handler=_cmd_validate)
 
     bench = sub.add_parser(
@@ -258,11 +260,24 @@ _positive_int = _number(int, 1, "a positive integer")
 _positive_float = _number(float, 1e-300, "a positive number")
 
 
-def _load(path: str):
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        metavar="PATH=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override a field of the scenario, e.g. --set duration=5s, --set "
+        "workload.rate=50/s, --set faults[0].duration=2s, --set 'policy={name: raft}' "
+        "(the value is YAML; repeat for several fields)",
+    )
+
+
+def _load(path: str, overrides: list[str] | None = None):
     from capsim.runner import prepare
     from capsim.scenario import load_scenario
 
-    scenario = load_scenario(path)
+    scenario = load_scenario(path, overrides=overrides or ())
     try:
         prepare(scenario, allow_large=True)
     except CapsimError as exc:
@@ -277,7 +292,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from capsim.runner import check_output, check_size, run
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.overrides)
     if not args.allow_large:
         try:
             check_size(scenario)
@@ -371,7 +386,7 @@ class _Progress:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from capsim.runner import LIMITS, describe_size, estimate
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.overrides)
     cluster = scenario.cluster
     size = estimate(scenario)
     large = any(size[name] > limit for name, limit in LIMITS.items())

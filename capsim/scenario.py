@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -67,6 +68,7 @@ __all__ = [
     "WorkloadSpec",
     "CheckSpec",
     "DiskSpec",
+    "SweepSpec",
     "load_scenario",
     "parse_scenario",
     "dump_scenario",
@@ -483,6 +485,33 @@ class CheckSpec:
     max_steps: _count(1, LIMITS["max_steps"]) = 5_000_000
 
 
+def _grid_path(path: str) -> str:
+    from capsim.overrides import parse_path
+
+    steps = parse_path(path, what="a sweep axis")
+    if steps[0] in ("seed", "sweep"):
+        raise ValueError(f"{path!r} cannot be swept (seeds are given by sweep.seeds)")
+    return path
+
+
+@spec
+class SweepSpec:
+    """A grid of scenarios for ``capsim sweep``: every combination of the ``grid``'s values,
+    each run with ``seeds`` seeds.
+
+    ``grid`` maps a field path (as ``--set`` takes it: ``policy``, ``workload.rate``,
+    ``faults[0].duration``) to the list of values it takes; a value may be a whole mapping
+    (``policy: [{name: raft}, {name: quorum, params: {r: 1, w: 1}}]``). ``seeds`` is a
+    count (the scenario's seed and the ones after it) or an explicit list.
+    """
+
+    grid: Annotated[
+        dict[Annotated[str, AfterValidator(_grid_path)], Annotated[list[Any], Field(min_length=1)]],
+        Field(max_length=32),
+    ] = Field(default_factory=dict)
+    seeds: _count(1, 100_000) | Annotated[tuple[WholeNumber, ...], Field(min_length=1)] = 1
+
+
 @spec
 class Scenario:
     """A whole scenario: cluster, network, policy, workload and fault schedule.
@@ -507,6 +536,13 @@ class Scenario:
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
     faults: Annotated[tuple[Fault, ...], Field(max_length=LIMITS["faults"])] = ()
     check: CheckSpec = Field(default_factory=CheckSpec)
+    sweep: SweepSpec | None = None
+
+    def _to_data(self) -> dict[str, Any]:
+        data = {f.name: to_data(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        if self.sweep is None:
+            del data["sweep"]  # a scenario without a sweep reads (and digests) as before
+        return data
 
     def image(self, ref: str | None = None) -> Image:
         """The image named ``name:version`` (or ``name``: its first version); default: the
@@ -557,7 +593,12 @@ def parse_scenario(data: Any, *, source: str | None = None) -> Scenario:
     return scenario
 
 
-def load_scenario(path: str | os.PathLike | dict, *, base_dir: str | None = None) -> Scenario:
+def load_scenario(
+    path: str | os.PathLike | dict,
+    *,
+    base_dir: str | None = None,
+    overrides: Sequence[str | tuple[list, Any]] = (),
+) -> Scenario:
     """Load and check a scenario from a YAML file (or from a dict already parsed).
 
     The file must hold plain data: mappings with text keys (each key once), lists, text,
@@ -569,6 +610,9 @@ def load_scenario(path: str | os.PathLike | dict, *, base_dir: str | None = None
     A ``module:Class`` policy without ``policy.path`` is resolved relative to the file's
     folder (or ``base_dir``); the scenario records that folder as an absolute
     path and replays from anywhere.
+
+    ``overrides`` are ``--set`` assignments (``"workload.rate=50/s"``, see
+    :mod:`capsim.overrides`), applied to the data before it is checked.
     """
     if isinstance(path, dict):
         data, source = path, None
@@ -586,6 +630,10 @@ def load_scenario(path: str | os.PathLike | dict, *, base_dir: str | None = None
             raise fail(decode_error(raw, exc)) from None
         data = read_yaml(text.removeprefix("\ufeff"), source=source)
         folder = Path(base_dir).resolve() if base_dir else Path(source).resolve().parent
+    if overrides:
+        from capsim.overrides import apply_overrides
+
+        data = apply_overrides(data, overrides)
     scenario = parse_scenario(data, source=source)
     if ":" in scenario.policy.name:
         path_ = scenario.policy.path

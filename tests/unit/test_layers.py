@@ -24,6 +24,7 @@ LAYERS = {
     "capsim.schema": 0,
     "capsim.distributions": 0,
     "capsim.faults": 0,
+    "capsim.overrides": 0,
     "capsim.scenario": 0,
     "capsim.history": 0,
     "capsim.topology": 0,
