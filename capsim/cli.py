@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         default=None,
         help="write summary.json, history.jsonl, timeseries.csv, faults.jsonl, "
-        "scenario.resolved.yaml, versions.json, node.log and lost_writes.jsonl to DIR, "
+        "scenario.resolved.yaml, versions.json, node.log, lost_writes.jsonl and "
+        "roles.jsonl to DIR, "
         "all at once; an existing DIR is replaced only if capsim wrote it",
     )
     run.add_argument(

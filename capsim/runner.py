@@ -68,6 +68,7 @@ OUTPUT_FILES = (
     "versions.json",
     "node.log",
     "lost_writes.jsonl",
+    "roles.jsonl",
 )
 #: The file that marks a folder as one capsim wrote, so that ``--out`` may replace it.
 OUTPUT_MARKER = ".capsim-output"
@@ -107,6 +108,9 @@ class Result:
     node_log_dropped: int = 0
     #: Every lost write (the summary lists the first few).
     lost_writes: list[list[Any]] = field(default_factory=list)
+    #: Every change of a replica's role or term: (time, container, shard or service,
+    #: role, term); a crash records role None.
+    roles: list[tuple[float, str, Any, str | None, int | None]] = field(default_factory=list)
 
     def write(self, out_dir: str | os.PathLike, *, replace: bool = False) -> Path:
         """Write every output file to ``out_dir`` atomically: all of them or none.
@@ -181,6 +185,11 @@ class Result:
         with open(folder / "lost_writes.jsonl", "w", encoding="utf-8") as handle:
             for key, element in self.lost_writes:
                 handle.write(json.dumps({"key": key, "element": element}) + "\n")
+        with open(folder / "roles.jsonl", "w", encoding="utf-8") as handle:
+            for time_s, container, key, role, term in self.roles:
+                where = {"service": key} if isinstance(key, str) else {"shard": key}
+                record = {"time": time_s, "node": container, **where, "role": role, "term": term}
+                handle.write(json.dumps(record, allow_nan=False) + "\n")
         if self.messages is not None:
             with open(folder / "messages.jsonl", "w", encoding="utf-8") as handle:
                 for record in self.messages:
@@ -594,6 +603,7 @@ class World:
             node_log=self.engine.log_lines,
             node_log_dropped=self.engine.log_dropped,
             lost_writes=lost,
+            roles=self.cluster.roles,
         )
 
     def divergent_keys(self) -> int | None:

@@ -30,6 +30,9 @@ from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
 from capsim.sim.node import Node, Runtime, _Due, _fire, bind
 from capsim.sim.storage import Disk, Durable
+
+#: Role changes kept per run (``roles.jsonl``); later ones are counted, not kept.
+MAX_ROLE_CHANGES = 1_000_000
 from capsim.topology import Placement
 
 __all__ = ["Container", "Cluster"]
@@ -244,6 +247,10 @@ class Cluster:
         self.members_version = 0
         self.network: Network | None = None
         self.on_event: Callable[[dict], None] | None = None
+        #: Every change of a replica's (role, term): (time, container, shard or service,
+        #: role, term); a crash records the role None. The first MAX_ROLE_CHANGES are kept.
+        self.roles: list[tuple[float, str, int | str, str | None, int | None]] = []
+        self.roles_dropped = 0
 
     def attach(self, network: Network) -> None:
         self.network = network
@@ -309,6 +316,8 @@ class Cluster:
         container.incarnation += 1
         for rt in container.runtimes.values():
             rt.alive = False
+            if rt.node._role is not None:
+                self.role_changed(rt.id, rt.key, None, rt.node._term)
         container.replicas = {}
         container.runtimes = {}
         for durable in container.durables.values():
@@ -389,6 +398,15 @@ class Cluster:
             self.members[shard] = members
             self.members_version += 1
             self.engine.node_log(by, shard, f"members of shard {shard}: {' '.join(members)}")
+
+    def role_changed(
+        self, cid: str, key: int | str, role: str | None, term: int | None
+    ) -> None:
+        """Record that the replica ``key`` on ``cid`` now has ``role`` and ``term``."""
+        if len(self.roles) < MAX_ROLE_CHANGES:
+            self.roles.append((self.engine.now, cid, key, role, term))
+        else:
+            self.roles_dropped += 1
 
     def with_role(self, roles: tuple[str, ...], shard: int = 0) -> list[str]:
         """Ids of live containers whose replica of ``shard`` reports one of ``roles``."""

@@ -412,11 +412,38 @@ class Node:
     and what it gives up.
     """
 
-    #: The replica's role for measurement and role targets ("leader", "primary",
-    #: "follower", ...), or None if the policy has no roles.
-    role: str | None = None
-    #: The replica's term or epoch, or None if the policy has none.
-    term: int | None = None
+    _role: str | None = None
+    _term: int | None = None
+
+    @property
+    def role(self) -> str | None:
+        """The replica's role for measurement and role targets ("leader", "primary",
+        "follower", ...), or None if the policy has no roles. Assign it as the role changes:
+        capsim records every change (``roles.jsonl``; the ``single-leader`` invariant)."""
+        return self._role
+
+    @role.setter
+    def role(self, value: str | None) -> None:
+        if value != self._role:
+            self._role = value
+            self._changed()
+
+    @property
+    def term(self) -> int | None:
+        """The replica's term or epoch, or None if the policy has none (recorded with the
+        role at every change of either)."""
+        return self._term
+
+    @term.setter
+    def term(self, value: int | None) -> None:
+        if value != self._term:
+            self._term = value
+            self._changed()
+
+    def _changed(self) -> None:
+        rt = self.__dict__.get("_Node__rt")
+        if rt is not None and rt.alive:
+            rt.cluster.role_changed(rt.id, rt.key, self._role, self._term)
     #: Services each container runs for this policy: name -> Node subclass.
     services: ClassVar[dict[str, type[Node]]] = {}
 

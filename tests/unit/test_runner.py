@@ -263,3 +263,27 @@ def test_final_phase_reads_each_key_through_each_of_its_replicas_only():
         key = ops.key_name(i)
         entry = names[res.history.node[ops.invoke_index[i]]]
         assert entry in world.placement.replicas[world.placement.shard_of(key)]
+
+
+def test_roles_jsonl_records_every_leader_change_and_crash(tmp_path):
+    """raft.yaml: a leader is elected, cut off in a minority (the majority elects another),
+    then the current leader crashes at 25 s and a third takes over. roles.jsonl must show
+    exactly those changes, one leader per term, and the crashed leader's role as null."""
+    from pathlib import Path
+
+    scenario = load_scenario(Path(__file__).parents[2] / "scenarios" / "raft.yaml")
+    result = run(scenario)
+    result.write(tmp_path / "out")
+    lines = (tmp_path / "out" / "roles.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == len(result.roles) > 0
+    leaders = [(r["term"], r["node"]) for r in records if r["role"] == "leader"]
+    terms = [term for term, _ in leaders]
+    assert len(terms) == len(set(terms)), "two leaders recorded for one term"
+    assert terms == sorted(terms)
+    crashed = json.loads((tmp_path / "out" / "faults.jsonl").read_text().splitlines()[2])
+    assert crashed["kind"] == "crash" and crashed["event"] == "start"
+    (victim,) = crashed["targets"]
+    last_before = [r for r in records if r["node"] == victim and r["time"] <= crashed["time"]]
+    assert last_before[-2]["role"] == "leader" and last_before[-1]["role"] is None
+    assert any(r["time"] > crashed["time"] and r["role"] == "leader" for r in records)
