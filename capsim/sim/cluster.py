@@ -30,12 +30,12 @@ from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
 from capsim.sim.node import Node, Runtime, _Due, _fire, bind
 from capsim.sim.storage import Disk, Durable
-
-#: Role changes kept per run (``roles.jsonl``); later ones are counted, not kept.
-MAX_ROLE_CHANGES = 1_000_000
 from capsim.topology import Placement
 
 __all__ = ["Container", "Cluster"]
+
+#: Role changes kept per run (``roles.jsonl``); later ones are counted, not kept.
+MAX_ROLE_CHANGES = 1_000_000
 
 
 class Container:
@@ -399,9 +399,7 @@ class Cluster:
             self.members_version += 1
             self.engine.node_log(by, shard, f"members of shard {shard}: {' '.join(members)}")
 
-    def role_changed(
-        self, cid: str, key: int | str, role: str | None, term: int | None
-    ) -> None:
+    def role_changed(self, cid: str, key: int | str, role: str | None, term: int | None) -> None:
         """Record that the replica ``key`` on ``cid`` now has ``role`` and ``term``."""
         if len(self.roles) < MAX_ROLE_CHANGES:
             self.roles.append((self.engine.now, cid, key, role, term))

@@ -444,6 +444,7 @@ class Node:
         rt = self.__dict__.get("_Node__rt")
         if rt is not None and rt.alive:
             rt.cluster.role_changed(rt.id, rt.key, self._role, self._term)
+
     #: Services each container runs for this policy: name -> Node subclass.
     services: ClassVar[dict[str, type[Node]]] = {}
 
