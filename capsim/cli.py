@@ -584,6 +584,19 @@ def _print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
         console.print(
             "lost: " + escape(shown) + (f" and {more} more (see lost_writes.jsonl)" if more else "")
         )
+    invariants = summary.get("invariants")
+    if invariants and invariants["checked"]:
+        table = Table(title="Invariants the policy claims")
+        table.add_column("invariant")
+        table.add_column("verdict")
+        evidence = invariants["evidence"]
+        for name in invariants["checked"]:
+            if name in invariants["failed"]:
+                verdict = "FAILED: " + evidence[name]["message"]
+            else:
+                verdict = "held" if name in invariants["held"] else "unknown"
+            table.add_row(name, escape(verdict))
+        console.print(table)
     faults = summary["faults"]
     console.print(f"faults applied: {faults['applied']}, skipped: {faults['skipped']}")
     console.print(f"trace digest: {summary['trace_digest']}")

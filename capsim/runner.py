@@ -21,7 +21,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ import simpy
 from capsim import metrics
 from capsim.errors import CapsimError, PolicyError, ScenarioError
 from capsim.history import History
+from capsim.invariants import check as check_invariants
+from capsim.invariants import summarize as summarize_invariants
 from capsim.metrics.durability import LOST_LISTED
 from capsim.policies import policy_params, resolve_policy
 from capsim.scenario import Scenario, dump_scenario
@@ -111,6 +113,19 @@ class Result:
     #: Every change of a replica's role or term: (time, container, shard or service,
     #: role, term); a crash records role None.
     roles: list[tuple[float, str, Any, str | None, int | None]] = field(default_factory=list)
+    #: The invariants the policy claims with this scenario's parameters.
+    claims: tuple[str, ...] = ()
+    #: State-machine safety as sampled: ``{"samples": n, "conflict": {...} or None}``.
+    safety: dict[str, Any] = field(default_factory=dict)
+    #: A key whose replicas disagree at the end, with what each holds (or None).
+    divergent: dict[str, Any] | None = None
+
+    def check(self, invariants=None) -> list:
+        """Check this run against ``invariants`` (names, :class:`capsim.invariants.Invariant`
+        objects or functions of the result; default: the policy's claims)."""
+        from capsim import invariants as inv
+
+        return inv.check(self, invariants)
 
     def write(self, out_dir: str | os.PathLike, *, replace: bool = False) -> Path:
         """Write every output file to ``out_dir`` atomically: all of them or none.
@@ -367,8 +382,13 @@ def run(
     trace: bool = False,
     allow_large: bool = False,
     progress: Callable[[World], None] | None = None,
+    invariants: Iterable[Any] | None = None,
 ) -> Result:
     """Run ``scenario`` with ``seed`` (default: the scenario's) and measure it.
+
+    The summary's ``invariants`` section checks the run against ``invariants`` (names from
+    :data:`capsim.invariants.INVARIANTS`, :class:`~capsim.invariants.Invariant` objects or
+    functions of the result); by default, against those the policy claims.
 
     Same scenario and seed give the same result, byte for byte, apart from ``perf``.
     With ``trace`` every message is recorded for ``messages.jsonl``. A run estimated to
@@ -387,7 +407,7 @@ def run(
     world.run()
     digest = world.digest()
     wall = time.perf_counter() - started
-    result = world.result(digest, wall)
+    result = world.result(digest, wall, invariants=invariants)
     if world.failure is not None:
         world.failure.result = result
         raise world.failure
@@ -443,6 +463,7 @@ class World:
         self.end = 0.0
         self.started = False
         self.convergence_s: float | None = None
+        self.divergent_example: dict[str, Any] | None = None
         self.failure: PolicyError | None = None
         self.main_messages: int | None = None  # messages sent in the main phase
 
@@ -472,6 +493,7 @@ class World:
         self.start()
         engine.run(scenario.duration)
         self.main_messages = self.network.sent
+        self.cluster.sample_applied()
         self.nemesis.heal_everything()
         if self.cluster.policy.value_of is not Node.value_of:
             self._poll_convergence(scenario.duration)
@@ -483,6 +505,7 @@ class World:
         # Every operation completes by its deadline; run just past the last one.
         self.end = max(final_start, scenario.duration + timeout) + timeout
         engine.run(self.end + 1e-9)
+        self.cluster.sample_applied()
 
     def _poll_convergence(self, healed_at: float) -> None:
         """Every CONVERGENCE_POLL_S after the final heal, read every replica of every key
@@ -539,7 +562,7 @@ class World:
         parts.append(json.dumps(self.nemesis.records, sort_keys=True).encode())
         return self.engine.digest(*parts)
 
-    def result(self, digest: str, wall: float) -> Result:
+    def result(self, digest: str, wall: float, invariants: Iterable[Any] | None = None) -> Result:
         scenario = self.scenario
         ops = self.history.operations()
         measured = metrics.summarize(
@@ -573,6 +596,7 @@ class World:
             ),
             "convergence_s": self.convergence_s,
             "final": {**measured["final"], "divergent_keys": self.divergent_keys()},
+            "invariants": None,
             "messages": messages,
             "faults": {
                 "applied": sum(
@@ -592,7 +616,7 @@ class World:
         if self.failure is not None:
             summary["failure"] = self.failure.to_json()
         summary = metrics.clean(summary)
-        return Result(
+        result = Result(
             scenario=scenario,
             seed=self.seed,
             summary=summary,
@@ -604,7 +628,21 @@ class World:
             node_log_dropped=self.engine.log_dropped,
             lost_writes=lost,
             roles=self.cluster.roles,
+            claims=self.claims(),
+            safety={
+                "samples": self.cluster.applied.samples,
+                "conflict": self.cluster.applied.conflict,
+            },
+            divergent=self.divergent_example,
         )
+        verdicts = check_invariants(result, invariants)
+        summary["invariants"] = metrics.clean(summarize_invariants(verdicts))
+        return result
+
+    def claims(self) -> tuple[str, ...]:
+        """The invariants the policy claims with the cluster image's parameters."""
+        params = self.cluster.params_for(self.scenario.image())
+        return tuple(self.cluster.policy.claims(params))
 
     def divergent_keys(self) -> int | None:
         """Keys whose replicas hold different values at the end of the run, read through
@@ -618,5 +656,12 @@ class World:
             if values is None:
                 return None
             if len(set(values)) > 1:
+                if count == 0:
+                    held = {}
+                    for cid in self.placement.replicas[shard]:
+                        value = self.cluster.node(cid, shard).value_of(key)
+                        if value is not None:
+                            held[cid] = repr(value[0])
+                    self.divergent_example = {"key": key, "shard": shard, "values": held}
                 count += 1
         return count

@@ -442,6 +442,13 @@ class Chain(Node):
     """Chain replication per shard with a configuration manager (CP); see the module."""
 
     Params = Params
+    invariants = (
+        "linearizable",
+        "no-lost-writes",
+        "convergence",
+        "single-leader",
+        "state-machine-safety",
+    )
     services = {"manager": Manager}
 
     @classmethod

@@ -176,6 +176,22 @@ class PrimaryBackup(Node):
     """Primary-backup replication with failover (CP with sync and epoch fencing)."""
 
     Params = Params
+    invariants = (
+        "linearizable",
+        "no-lost-writes",
+        "convergence",
+        "single-leader",
+        "state-machine-safety",
+    )
+
+    @classmethod
+    def claims(cls, params: Params) -> tuple[str, ...]:
+        """Every invariant with ``replication: sync``; with ``async`` (a configuration
+        that trades durability for latency, as MongoDB's w=1) only ``convergence`` and
+        ``single-leader``. ``fencing: none`` is a bug switch: it keeps the claim."""
+        if params.replication == "async":
+            return ("convergence", "single-leader")
+        return cls.invariants
 
     def on_start(self) -> None:
         p = self.params

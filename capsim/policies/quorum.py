@@ -48,9 +48,10 @@ does: after the final heal every replica of a key holds the same versions) and
 ``no-lost-writes`` for the set workload under either versioning (an acknowledged add is
 on the disks of ``w`` replicas, or of hint stores with sloppy quorums, and merges never
 drop an element) and for registers under ``versioning: vector`` (an acknowledged write
-is superseded only by a write whose coordinator had seen it). Not claimed:
-``linearizable`` (see above), ``no-lost-writes`` for registers under ``lww`` (clock
-skew discards acknowledged writes), ``single-leader`` and ``state-machine-safety``
+is superseded only by a write whose coordinator had seen it). ``versioning: lww`` is a
+bug switch for registers: it keeps the ``no-lost-writes`` claim, which clock skew breaks
+(acknowledged writes silently discarded). Not claimed: ``linearizable`` (see above),
+``single-leader`` and ``state-machine-safety``
 (there is no leader and no log: :meth:`Quorum.applied_log` returns ``None``). The
 analytic modes claim nothing: without repair, replicas that missed a write keep missing
 it.
@@ -774,6 +775,18 @@ class Quorum(_Coordinating):
     docstring)."""
 
     Params = Params
+    invariants = ("no-lost-writes", "convergence")
+
+    @classmethod
+    def claims(cls, params: Params) -> tuple[str, ...]:
+        """In ``mode: normal``: ``no-lost-writes`` (``versioning: lww`` is a bug switch: it
+        keeps the claim, and clock skew breaks it) and ``convergence`` when read repair or
+        anti-entropy is on; the analytic modes claim nothing."""
+        if params.mode != "normal":
+            return ()
+        repair = params.read_repair is not False or params.anti_entropy is not False
+        return cls.invariants if repair else ("no-lost-writes",)
+
     services = {"coordinator": Coordinator, "hints": HintStore}
     local = True
 

@@ -159,6 +159,14 @@ class Raft(Node):
     """Raft: leader election, log replication, majority commit, read index (CP)."""
 
     Params = Params
+    # Bug switches (commit_old_term_entries, read: local) keep the claim: they break it.
+    invariants = (
+        "linearizable",
+        "no-lost-writes",
+        "convergence",
+        "single-leader",
+        "state-machine-safety",
+    )
 
     def on_start(self) -> None:
         params = self.params

@@ -86,6 +86,13 @@ class SinglePrimary(Node):
     """One fixed primary per shard, synchronous majority replication, no failover (CP)."""
 
     Params = Params
+    invariants = (
+        "linearizable",
+        "no-lost-writes",
+        "convergence",
+        "single-leader",
+        "state-machine-safety",
+    )
 
     def on_start(self) -> None:
         self.primary = self.params.primary or self.peers[0]

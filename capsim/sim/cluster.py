@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from capsim.distributions import Constant, draws
+from capsim.errors import PolicyError
 from capsim.scenario import Image, Scenario
 from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
@@ -36,6 +37,64 @@ __all__ = ["Container", "Cluster"]
 
 #: Role changes kept per run (``roles.jsonl``); later ones are counted, not kept.
 MAX_ROLE_CHANGES = 1_000_000
+
+
+class AppliedLogs:
+    """State-machine safety, sampled through ``Node.applied_log()``: per shard, the first
+    command seen applied at each log position (with the container and time), and the first
+    sample that applied a different command at a position already taken.
+
+    Samples are taken when a replica's role or term changes, just before a container
+    crashes (its applied state is volatile), and at the end of the main phase and of the
+    run. Each sample compares the replica's whole applied log with what has been seen.
+    """
+
+    __slots__ = ("seen", "conflict", "samples")
+
+    def __init__(self) -> None:
+        self.seen: dict[int | str, list[tuple[Any, str, float]]] = {}
+        self.conflict: dict[str, Any] | None = None
+        self.samples = 0
+
+    @staticmethod
+    def wanted(node: Node, key: int | str) -> bool:
+        """Whether ``node`` has an applied log to sample (a replica, not a service, of a
+        policy that implements ``applied_log``)."""
+        return type(node).applied_log is not Node.applied_log and not isinstance(key, str)
+
+    def sample(self, time: float, cid: str, key: int | str, node: Node) -> None:
+        if not self.wanted(node, key):
+            return
+        log = node.applied_log()
+        if log is None:
+            return
+        self.samples += 1
+        seen = self.seen.setdefault(key, [])
+        common = min(len(log), len(seen))
+        if self.conflict is None:
+            for i in range(common):
+                if log[i] != seen[i][0]:
+                    command, first, at = seen[i]
+                    self.conflict = {
+                        "shard": key,
+                        "index": i,
+                        "first": {"node": first, "time": at, "command": _shown(command)},
+                        "then": {"node": cid, "time": time, "command": _shown(log[i])},
+                    }
+                    break
+        for i in range(common, len(log)):
+            seen.append((log[i], cid, time))
+
+
+def _shown(command: Any) -> Any:
+    """A command as JSON shows it (tuples as lists, anything else by repr)."""
+    if isinstance(command, list | tuple):
+        return [_shown(c) for c in command]
+    if command is None or isinstance(command, bool | int | float | str):
+        return command
+    if isinstance(command, dict):
+        return {str(k): _shown(v) for k, v in command.items()}
+    return repr(command)
 
 
 class Container:
@@ -251,6 +310,9 @@ class Cluster:
         #: role, term); a crash records the role None. The first MAX_ROLE_CHANGES are kept.
         self.roles: list[tuple[float, str, int | str, str | None, int | None]] = []
         self.roles_dropped = 0
+        self._role_last: dict[tuple[str, int | str], tuple[str | None, int | None]] = {}
+        self._role_pending: set[tuple[str, int | str]] = set()
+        self.applied = AppliedLogs()
 
     def attach(self, network: Network) -> None:
         self.network = network
@@ -315,9 +377,13 @@ class Cluster:
         container.busy = False
         container.incarnation += 1
         for rt in container.runtimes.values():
+            # What it applied is volatile: look before it is gone.
+            self._sample_now(rt.id, rt.key, rt.node)
             rt.alive = False
-            if rt.node._role is not None:
-                self.role_changed(rt.id, rt.key, None, rt.node._term)
+            self._role_pending.discard((cid, rt.key))
+            last = self._role_last.get((cid, rt.key))
+            if last is not None and last[0] is not None:
+                self._record_role(cid, rt.key, None, last[1])
         container.replicas = {}
         container.runtimes = {}
         for durable in container.durables.values():
@@ -399,12 +465,62 @@ class Cluster:
             self.members_version += 1
             self.engine.node_log(by, shard, f"members of shard {shard}: {' '.join(members)}")
 
-    def role_changed(self, cid: str, key: int | str, role: str | None, term: int | None) -> None:
-        """Record that the replica ``key`` on ``cid`` now has ``role`` and ``term``."""
+    def role_changed(self, cid: str, key: int | str, node: Node) -> None:
+        """The replica ``key`` on ``cid`` assigned its role or term. Recorded once the
+        handler that changed it has returned, at the same instant (a handler may move
+        through states it never acts in: a deposed primary adopts the new epoch, then steps
+        down), along with a sample of what it has applied (a change of role is when logs are
+        cut and rebuilt)."""
+        container = self.by_id[cid]
+        pending = self._role_pending
+        if (cid, key) not in pending and container.replicas.get(key) is node:
+            pending.add((cid, key))
+            self.engine.call_in(0.0, self._settle_role, container, key, node, container.incarnation)
+
+    def _settle_role(
+        self, container: Container, key: int | str, node: Node, incarnation: int
+    ) -> None:
+        cid = container.id
+        self._role_pending.discard((cid, key))
+        if container.incarnation != incarnation or container.replicas.get(key) is not node:
+            return  # crashed since (the crash recorded it)
+        self._record_role(cid, key, node._role, node._term)
+        if self.applied.wanted(node, key):
+            self._sample_now(cid, key, node)
+
+    def _record_role(self, cid: str, key: int | str, role: str | None, term: int | None) -> None:
+        state = (role, term)
+        if self._role_last.get((cid, key), (None, None)) == state:
+            return
+        self._role_last[(cid, key)] = state
         if len(self.roles) < MAX_ROLE_CHANGES:
             self.roles.append((self.engine.now, cid, key, role, term))
         else:
             self.roles_dropped += 1
+
+    def _sample(self, container: Container, key: int | str, node: Node, incarnation: int) -> None:
+        if container.incarnation == incarnation and container.replicas.get(key) is node:
+            self._sample_now(container.id, key, node)
+
+    def _sample_now(self, cid: str, key: int | str, node: Node) -> None:
+        try:
+            self.applied.sample(self.engine.now, cid, key, node)
+        except Exception as exc:
+            raise PolicyError(
+                policy=self.policy_name,
+                time=self.engine.now,
+                container=cid,
+                shard=key,
+                handling="applied_log(), introspection",
+                exc=exc,
+            ) from exc
+
+    def sample_applied(self) -> None:
+        """Sample what every live replica has applied (state-machine safety)."""
+        for container in self.containers:
+            if container.up:
+                for key, node in container.replicas.items():
+                    self._sample_now(container.id, key, node)
 
     def with_role(self, roles: tuple[str, ...], shard: int = 0) -> list[str]:
         """Ids of live containers whose replica of ``shard`` reports one of ``roles``."""

@@ -443,7 +443,7 @@ class Node:
     def _changed(self) -> None:
         rt = self.__dict__.get("_Node__rt")
         if rt is not None and rt.alive:
-            rt.cluster.role_changed(rt.id, rt.key, self._role, self._term)
+            rt.cluster.role_changed(rt.id, rt.key, self)
 
     #: Services each container runs for this policy: name -> Node subclass.
     services: ClassVar[dict[str, type[Node]]] = {}
@@ -490,6 +490,21 @@ class Node:
         same position.
         """
         return None
+
+    #: The invariants this policy claims (names from :mod:`capsim.invariants`), for
+    #: :meth:`claims` to return; a run is checked against them by default.
+    invariants: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def claims(cls, params: Any) -> tuple[str, ...]:
+        """The invariants this policy claims with ``params``: ``linearizable``,
+        ``no-lost-writes``, ``convergence``, ``single-leader``, ``state-machine-safety``.
+
+        A weaker configuration may claim less (a quorum with ``r + w <= n`` is not
+        linearizable), but a bug switch never changes the claim: a run with one on shows
+        the invariant it breaks. The default returns :attr:`invariants`.
+        """
+        return cls.invariants
 
     @classmethod
     def route(cls, op: str, members: tuple[str, ...], home: str, params: Any) -> Any:

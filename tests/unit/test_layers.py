@@ -30,6 +30,7 @@ LAYERS = {
     "capsim.topology": 0,
     "capsim.metrics": 1,
     "capsim.checkers": 1,
+    "capsim.invariants": 1,
     "capsim.analytic": 1,
     "capsim.sim": 2,
     "capsim.policies": 3,
