@@ -47,6 +47,26 @@ from capsim.sim.network import LinkEffect, Network, uniforms
 
 __all__ = ["Nemesis"]
 
+#: Faults whose handlers make random choices (a ``random`` target, a shape's random
+#: minority): each scheduled one draws from a stream of its own.
+_CHOOSING = (Partition, Crash, Restart, Pause, ClockSkew, LinkFault, RollingUpgrade)
+
+
+def _identities(faults: tuple) -> list[str]:
+    """A stable name per scheduled fault: a digest of its spec, and a count of identical
+    specs before it."""
+    import hashlib
+
+    seen: dict[str, int] = {}
+    out = []
+    for fault in faults:
+        digest = hashlib.sha256(repr(fault).encode()).hexdigest()[:16]
+        n = seen.get(digest, 0)
+        seen[digest] = n + 1
+        out.append(f"{digest}.{n}")
+    return out
+
+
 Key = int | tuple[int, int]  # a scheduled fault's index, or (generator index, instance)
 
 
@@ -81,6 +101,10 @@ class Nemesis:
         self.workload = workload
         self.records: list[dict[str, Any]] = []
         self.rng = engine.stream("nemesis")
+        # Each scheduled fault's own name for its random streams, from its spec (and how
+        # many identical specs come before it), not its position: deleting one fault from a
+        # schedule leaves every other fault's random choices exactly as they were.
+        self.idents = _identities(faults)
         self.active: dict[Key, _Active] = {}
         self._crash_pending: dict[Key, set[str]] = {}
         self._crashed_by: dict[str, Key] = {}
@@ -109,6 +133,8 @@ class Nemesis:
     def _apply(self, key: Key, fault: Any, rng: np.random.Generator | None = None) -> None:
         if self._stopped:
             return
+        if rng is None and not isinstance(key, tuple) and isinstance(fault, _CHOOSING):
+            rng = self.engine.stream(f"nemesis.fault.{self.idents[key]}")
         if rng is None:
             self._handlers[type(fault)](key, fault)
         else:
@@ -235,11 +261,11 @@ class Nemesis:
 
         self._until_end(key, duration, kind, end, healable=True)
 
-    def _link(self, key: Key, fault: LinkFault) -> None:
+    def _link(self, key: Key, fault: LinkFault, rng=None) -> None:
         if fault.groups is not None:
             first, second = (self._expand(g) for g in fault.groups)
         else:
-            first = self.resolve(fault.target, fault.shard)
+            first = self.resolve(fault.target, fault.shard, rng=rng)
             second = [c.id for c in self.cluster.containers if c.id not in first]
         pairs = set()
         for a in first:
@@ -255,7 +281,10 @@ class Nemesis:
             return
         index = {cid: c.idx for cid, c in self.cluster.by_id.items()}
         idx_pairs = sorted((index[a], index[b]) for a, b in pairs)
-        name = f"nemesis.link.{key}"
+        ident = (
+            self.idents[key] if not isinstance(key, tuple) else f"{self.idents[key[0]]}.{key[1]}"
+        )
+        name = f"nemesis.link.{ident}"
         latency = (
             draws(fault.latency, self.engine.stream(name + ".latency"))
             if fault.latency is not None
@@ -318,8 +347,8 @@ class Nemesis:
         if started:
             self._record(key, "crash", "restart", targets=started)
 
-    def _restart(self, key: Key, fault: Restart) -> None:
-        targets = self.resolve(fault.target, fault.shard)
+    def _restart(self, key: Key, fault: Restart, rng=None) -> None:
+        targets = self.resolve(fault.target, fault.shard, rng=rng)
         started = [c for c in targets if self.cluster.restart(c) is not None]
         if not started:
             self._record(key, "restart", "skipped", reason="no target container was down")
@@ -412,10 +441,10 @@ class Nemesis:
         self._until_end(key, fault.duration, "zone-outage", end, healable=False)
         self._record(key, "zone-outage", "start", zone=fault.zone, mode=fault.mode, targets=crashed)
 
-    def _upgrade(self, key: Key, fault: RollingUpgrade) -> None:
+    def _upgrade(self, key: Key, fault: RollingUpgrade, rng=None) -> None:
         image = self.cluster.scenario.image(fault.image)
         targets = (
-            self.resolve(fault.target, fault.shard)
+            self.resolve(fault.target, fault.shard, rng=rng)
             if fault.target is not None
             else [c.id for c in self.cluster.containers]
         )
@@ -449,8 +478,9 @@ class Nemesis:
     # -- generators --------------------------------------------------------------------------
 
     def _random(self, i: int, fault: RandomFaults) -> None:
-        rng = self.engine.stream(f"nemesis.random.{i}")
-        durations = draws(fault.duration, self.engine.stream(f"nemesis.random.{i}.duration"))
+        ident = self.idents[i]
+        rng = self.engine.stream(f"nemesis.random.{ident}")
+        durations = draws(fault.duration, self.engine.stream(f"nemesis.random.{ident}.duration"))
         until = fault.until if fault.until is not None else self.duration
         state = {"instance": 0}
 
@@ -490,7 +520,7 @@ class Nemesis:
         until = fault.until if fault.until is not None else self.duration
         state = {"instance": 0}
         for cid in targets:
-            rng = self.engine.stream(f"nemesis.churn.{i}.{cid}")
+            rng = self.engine.stream(f"nemesis.churn.{self.idents[i]}.{cid}")
 
             def fail(cid=cid, rng=rng) -> None:
                 if self._stopped or self.engine.now >= until:
