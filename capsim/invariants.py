@@ -172,7 +172,7 @@ def _no_lost_writes(result: Any) -> Verdict:
     if not len(final_reads):
         return Verdict(name, "unknown", None, "no final read succeeded (final_reads off?)")
     acked = np.flatnonzero((~ops.final) & (ops.type == OK) & np.isin(ops.f, (WRITE, CAS, ADD)))
-    kind = result.scenario.workload.kind
+    kind = result.scenario.workload.data_kind
     lost: list[tuple[int, int]] = []  # (write, final read that shows it lost)
     if kind == "set":
         seen: dict[int, tuple[set, int]] = {}

@@ -322,12 +322,16 @@ def estimate(scenario: Scenario) -> dict[str, float]:
     else:
         clients = workload.clients_per_zone * min(len(cluster.zones), cluster.containers)
     active = max(scenario.duration - workload.start, 0.0)
-    if workload.mode == "open":
+    keys = workload.keys
+    if workload.kind == "script":
+        operations = len(workload.ops)
+        keys = len({op.key for op in workload.ops})
+    elif workload.mode == "open":
         operations = clients * workload.rate * active
     else:
         per_op = max(workload.think_time, 0.001)  # a closed loop waits at least a round trip
         operations = clients * workload.processes * active / per_op
-    final_reads = workload.keys * cluster.rf if scenario.final_reads else 0  # each replica
+    final_reads = keys * cluster.rf if scenario.final_reads else 0  # each replica
     replicas = cluster.shards * cluster.rf
     run_s = scenario.duration + scenario.settle + 2 * workload.timeout
     events = (operations + final_reads) * _EVENTS_PER_OP + replicas * _WAKEUPS_PER_REPLICA_S * run_s
@@ -335,7 +339,7 @@ def estimate(scenario: Scenario) -> dict[str, float]:
         (operations + final_reads) * _BYTES_PER_OP
         + 3 * 8 * cluster.containers**2  # reachability, link faults and link classes
         + 2_000 * replicas
-        + 200 * workload.keys
+        + 200 * keys
     )
     return {
         "operations": float(operations),
@@ -566,7 +570,7 @@ class World:
         scenario = self.scenario
         ops = self.history.operations()
         measured = metrics.summarize(
-            ops, self.nemesis.records, workload=scenario.workload.kind, end=scenario.duration
+            ops, self.nemesis.records, workload=scenario.workload.data_kind, end=scenario.duration
         )
         messages = self.network.counters()
         total = measured["ops"]["total"]
@@ -589,7 +593,7 @@ class World:
             "durability": durability,
             "consistency": metrics.consistency(
                 ops,
-                scenario.workload.kind,
+                scenario.workload.data_kind,
                 enabled=scenario.check.linearizable,
                 max_ops=scenario.check.max_ops,
                 max_steps=scenario.check.max_steps,

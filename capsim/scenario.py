@@ -64,6 +64,7 @@ __all__ = [
     "NetworkSpec",
     "PolicySpec",
     "ClientGroup",
+    "ScriptOp",
     "RetrySpec",
     "WorkloadSpec",
     "CheckSpec",
@@ -400,8 +401,61 @@ class PolicySpec:
     """
 
     name: Annotated[str, AfterValidator(_policy_name)] = "single-primary"
+    """A built-in policy (``single-primary``, ``primary-backup``, ``raft``, ``quorum``, ``chain``)
+    or your own as ``module:Class``."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """The policy's parameters, which the policy documents and checks when the run is built."""
     path: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    """The folder a ``module:Class`` policy is imported from; ``null`` means the scenario file's
+    folder."""
+
+
+@spec
+class ScriptOp:
+    """One operation of a scripted workload (``workload: {kind: script, ops: [...]}``)."""
+
+    at: NonNegativeDuration
+    """When the operation is due; invoked then, or when its client's previous operation
+    ends if that is later (a client has one operation open at a time)."""
+    f: Literal["read", "write", "cas", "add"]
+    """``read``, ``write``, ``cas`` (compare-and-set) or ``add`` (to a set); a script is
+    either a register's (read, write, cas) or a set's (read, add)."""
+    key: Name
+    """The key (any name: ``k0``, ``x``, ...)."""
+    value: Any = None
+    """What to write or add (unique per key, so that a read names the write it saw);
+    ``[expected, new]`` for a cas; nothing for a read."""
+    client: _count(0, LIMITS["clients"]) = 0
+    """Which client invokes it: an index into the scenario's clients (``c1`` is 0)."""
+
+
+def _script_problem(ops: tuple[ScriptOp, ...]) -> str | None:
+    """Why a script's operations cannot run, or None."""
+    fs = {op.f for op in ops}
+    if "add" in fs and fs & {"write", "cas"}:
+        return "a script is a register's (read, write, cas) or a set's (read, add), not both"
+    written: dict[str, set] = {}
+    for i, op in enumerate(ops):
+        where = f"ops[{i}]"
+        value = op.value
+        if op.f == "read":
+            if value is not None:
+                return f"{where}: a read takes no value"
+            continue
+        if op.f == "cas":
+            if not isinstance(value, list | tuple) or len(value) != 2:
+                return f"{where}: a cas takes [expected, new], got {echo(value)}"
+            value = value[1]
+        if value is None or isinstance(value, dict | list | tuple):
+            return f"{where}: a {op.f} takes a number or text, got {echo(value)}"
+        seen = written.setdefault(op.key, set())
+        if value in seen:
+            return (
+                f"{where}: {op.key} is given {echo(value)} twice: written values must be "
+                "unique per key, so that a read names the write it saw"
+            )
+        seen.add(value)
+    return None
 
 
 @spec
@@ -446,24 +500,65 @@ class WorkloadSpec:
     operation unanswered after ``timeout`` is indeterminate (``info``), never failed.
     """
 
-    kind: Literal["register", "set"] = "register"
+    kind: Literal["register", "set", "script"] = "register"
+    """``register``: reads, writes and compare-and-sets of one value per key; ``set``: adds to a
+    growing set per key and reads of the whole set, so that lost writes can be counted;
+    ``script``: exactly the operations listed in ``ops`` (a register's, or a set's if they
+    add), as a shrunk counterexample replays them."""
     mode: Literal["open", "closed"] = "open"
+    """``open``: each client invokes at Poisson ``rate``, however many operations are pending;
+    ``closed``: each client runs ``processes``, each waiting for an outcome and then
+    ``think_time``."""
     rate: PositiveRate = 20.0
+    """Operations per second of each client in open mode, arriving as a Poisson process."""
     processes: _count(1, LIMITS["processes"]) = 1
+    """Logical processes per client in closed mode."""
     think_time: NonNegativeDuration = 0.0
+    """How long a closed-mode process waits after an outcome before its next operation."""
     read_fraction: Probability = 0.5
+    """The fraction of operations that are reads."""
     cas_fraction: Probability = 0.0
+    """The fraction of operations that are compare-and-sets (register only); the rest are writes or
+    adds."""
     keys: _count(1, LIMITS["keys"]) = 10
+    """How many keys: ``k0`` to ``k<keys - 1>``."""
     key_distribution: Literal["uniform", "zipf"] = "uniform"
+    """How an operation's key is chosen: ``uniform``, or ``zipf`` (key i with probability
+    proportional to 1 / (i + 1) ** zipf_s)."""
     zipf_s: Annotated[FiniteFloat, Field(gt=0, le=LIMITS["zipf_s"])] = 1.0
+    """The Zipf exponent: larger is more skewed towards ``k0``."""
     timeout: PositiveDuration = 1.0
+    """How long a client waits for an answer before the operation ends ``info`` (indeterminate: it
+    may still take effect)."""
     retries: RetrySpec = Field(default_factory=RetrySpec)
+    """Retries after definite failures."""
     clients_per_zone: _count(0, LIMITS["clients"]) = 2
+    """Clients in each zone that holds containers, when ``clients`` is ``null``; their homes go
+    round-robin over the zone's containers."""
     clients: Annotated[tuple[ClientGroup, ...], Field(max_length=LIMITS["clients"])] | None = None
+    """Client groups (zone, count, home), instead of ``clients_per_zone``."""
     start: NonNegativeDuration = 0.0
+    """When the clients begin invoking, in simulated time; before ``duration``."""
+    ops: Annotated[tuple[ScriptOp, ...], Field(max_length=1_000_000)] = ()
+    """With ``kind: script``: the operations, each ``{at, f, key, value, client}``."""
+
+    @property
+    def data_kind(self) -> str:
+        """``register`` or ``set``: the data type the operations act on."""
+        if self.kind == "script":
+            return "set" if any(op.f == "add" for op in self.ops) else "register"
+        return self.kind
 
     @model_validator(mode="after")
     def _fractions(self):
+        if self.kind == "script":
+            if not self.ops:
+                raise ValueError("a script workload needs 'ops': at least one operation")
+            problem = _script_problem(self.ops)
+            if problem is not None:
+                raise ValueError(problem)
+        elif self.ops:
+            raise ValueError("'ops' is for kind: script (this workload is generated)")
         if self.kind == "set" and self.cas_fraction:
             raise ValueError("the set workload has no cas: cas_fraction must be 0")
         if self.read_fraction + self.cas_fraction > 1.0 + 1e-12:
@@ -938,6 +1033,18 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
         )
     if workload.start >= scenario.duration:
         fail("workload.start", "the workload must start before the scenario's duration ends")
+    for i, op in enumerate(workload.ops):
+        if op.at >= scenario.duration:
+            fail(
+                f"workload.ops[{i}].at",
+                f"at {op.at:g}s is not before the scenario's duration ({scenario.duration:g}s)",
+            )
+        if op.client >= clients:
+            fail(
+                f"workload.ops[{i}].client",
+                f"client {op.client} does not exist: the scenario has {clients} client(s), "
+                f"0 to {clients - 1}",
+            )
 
     def known(name: str) -> bool:
         return (

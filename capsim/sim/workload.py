@@ -40,6 +40,7 @@ from capsim.sim.node import Node, Request
 __all__ = ["Workload", "Client"]
 
 _F_NAMES = ("read", "write", "cas", "add")
+_F_CODES = {"read": READ, "write": WRITE, "cas": CAS, "add": ADD}
 MAX_REDIRECTS = 8
 
 
@@ -58,6 +59,8 @@ class Client:
         "draws",
         "on_reply",
         "hints",
+        "script",
+        "busy",
     )
 
     def __repr__(self) -> str:
@@ -112,11 +115,17 @@ class Workload:
         self.history = history
         self.placement = cluster.placement
         spec = self.spec
-        self.set_mode = spec.kind == "set"
-        self.keys = [f"k{i}" for i in range(spec.keys)]
+        self.set_mode = spec.data_kind == "set"
+        self.scripted = spec.kind == "script"
+        if self.scripted:
+            # The script's keys, in order of first use.
+            self.keys = list(dict.fromkeys(op.key for op in spec.ops))
+        else:
+            self.keys = [f"k{i}" for i in range(spec.keys)]
+        self._key_index = {key: i for i, key in enumerate(self.keys)}
         self.key_codes = [history.keys.code(k) for k in self.keys]
         self.key_shard = [self.placement.shard_of(k) for k in self.keys]
-        self.next_value = [0] * spec.keys
+        self.next_value = [0] * len(self.keys)
         for c in cluster.containers:
             history.nodes.code(c.id)
         self.node_code = {c.id: history.nodes.code(c.id) for c in cluster.containers}
@@ -181,11 +190,16 @@ class Workload:
         client.draws = None
         client.on_reply = self._on_reply
         client.hints = {}
+        client.script = None
+        client.busy = False
         return client
 
     def start(self) -> None:
         """Schedule every client's first operation."""
         spec = self.spec
+        if self.scripted:
+            self._start_script()
+            return
         for client in self.clients:
             client.draws = self._draws(client.id)
             if spec.mode == "open":
@@ -194,6 +208,35 @@ class Workload:
             else:
                 for _ in range(spec.processes):
                     self.engine.call_in(spec.start, self._loop, client, self._new_process())
+
+    # -- a scripted workload -------------------------------------------------------------------
+
+    def _start_script(self) -> None:
+        """Schedule each scripted operation at its time, for its client."""
+        for client in self.clients:
+            client.script = deque()
+        for op in self.spec.ops:
+            self.engine.call_in(op.at, self._script_due, self.clients[op.client], op)
+
+    def _script_due(self, client: Client, op) -> None:
+        client.script.append(op)
+        if not client.busy:
+            self._script_next(client)
+
+    def _script_next(self, client: Client) -> None:
+        """Invoke the client's next due scripted operation, if it has one and is free."""
+        if not client.script or client.busy or self.engine.now >= self.duration:
+            return
+        if client.zone in self.suspended:
+            self._parked.append((client, None))
+            return
+        op = client.script.popleft()
+        f = _F_CODES[op.f]
+        value = tuple(op.value) if f == CAS else op.value
+        client.busy = True
+        self._invoke(
+            client, self._new_process(), f, self._key_index[op.key], final=False, value=value
+        )
 
     def _draws(self, name: str):
         """Endless (gap, op choice, key index) triples for one client, drawn in blocks."""
@@ -246,7 +289,9 @@ class Workload:
         self.suspended.discard(zone)
         parked, self._parked = self._parked, []
         for client, process in parked:
-            if client.zone == zone:
+            if client.zone == zone and process is None:
+                self.engine.call_in(0.0, self._script_next, client)
+            elif client.zone == zone:
                 self.engine.call_in(0.0, self._loop, client, process)
             else:
                 self._parked.append((client, process))
@@ -267,7 +312,9 @@ class Workload:
 
     # -- one operation -----------------------------------------------------------------------
 
-    def _invoke(self, client: Client, process: int, f: int, key_index: int, final: bool) -> _Op:
+    def _invoke(
+        self, client: Client, process: int, f: int, key_index: int, final: bool, value=None
+    ) -> _Op:
         op = _Op()
         op.client = client
         op.process = process
@@ -277,8 +324,8 @@ class Workload:
         op.key_code = self.key_codes[key_index]
         shard = self.key_shard[key_index]
         op.shard = shard
-        if f == READ:
-            value = None
+        if f == READ or value is not None:
+            pass  # a read, or a scripted write with its own value
         elif f == CAS:
             self.next_value[key_index] += 1
             value = (client.last_seen.get(key), self.next_value[key_index])
@@ -446,7 +493,10 @@ class Workload:
             return
         if type_ == OK and not self.set_mode:
             client.last_seen[op.key] = value[1] if op.f == CAS else value
-        if self.spec.mode == "open":
+        if self.scripted:
+            client.busy = False
+            self._script_next(client)
+        elif self.spec.mode == "open":
             if type_ != INFO:
                 client.idle.append(op.process)
         else:

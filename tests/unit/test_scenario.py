@@ -49,7 +49,7 @@ def write(tmp_path, text, name="s.yaml"):
 
 BAD = [
     ("workload: {rate: -3}", "workload.rate", "greater than zero"),
-    ("workload: {kind: queue}", "workload.kind", "'register' or 'set'"),
+    ("workload: {kind: queue}", "workload.kind", "'register', 'set' or 'script'"),
     ("colour: blue", "colour", "unknown field"),
     (
         "network: {latency: {same_zone: {dist: gaussian}}}",
