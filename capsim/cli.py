@@ -584,6 +584,22 @@ def _print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
         console.print(
             "lost: " + escape(shown) + (f" and {more} more (see lost_writes.jsonl)" if more else "")
         )
+    by_version = summary.get("breakdown", {}).get("by_version")
+    if by_version:
+        table = Table(title="A/B traffic, by image version (main phase)")
+        for column in ("version", "ops", "availability", "stale reads", "read p99 ms"):
+            table.add_column(column, justify="left" if column == "version" else "right")
+        table.add_column("write p99 ms", justify="right")
+        for version, row in by_version.items():
+            table.add_row(
+                escape(version),
+                _fmt(row["ops"]),
+                _fmt(row["availability"]),
+                _fmt(row["stale_read_fraction"]),
+                _fmt(row["read_p99_ms"], 3),
+                _fmt(row["write_p99_ms"], 3),
+            )
+        console.print(table)
     invariants = summary.get("invariants")
     if invariants and invariants["checked"]:
         table = Table(title="Invariants the policy claims")

@@ -569,8 +569,18 @@ class World:
     def result(self, digest: str, wall: float, invariants: Iterable[Any] | None = None) -> Result:
         scenario = self.scenario
         ops = self.history.operations()
+        by_version = None
+        if scenario.traffic is not None:
+            by_version = (
+                np.array(self.workload.op_versions, dtype=np.int64),
+                self.workload.ab_versions,
+            )
         measured = metrics.summarize(
-            ops, self.nemesis.records, workload=scenario.workload.data_kind, end=scenario.duration
+            ops,
+            self.nemesis.records,
+            workload=scenario.workload.data_kind,
+            end=scenario.duration,
+            versions=by_version,
         )
         messages = self.network.counters()
         total = measured["ops"]["total"]

@@ -70,6 +70,7 @@ __all__ = [
     "CheckSpec",
     "DiskSpec",
     "SweepSpec",
+    "TrafficSpec",
     "load_scenario",
     "parse_scenario",
     "dump_scenario",
@@ -215,13 +216,29 @@ class ClusterSpec:
         "b",
         "c",
     )
+    """The availability zones, in order; containers are placed round-robin over them (``n1`` in the
+    first) unless ``placement`` says otherwise."""
     placement: dict[str, Name] = Field(default_factory=dict)
+    """A zone for each container named here (``{n1: b}``); the others are placed round-robin."""
     image: Annotated[str, Field(max_length=400)] | None = None
+    """The image every container starts from: ``name:version``, or ``name`` for its first version;
+    ``null`` means the first of ``images``."""
+    container_images: dict[str, Annotated[str, Field(max_length=400)]] = Field(default_factory=dict)
+    """An image for each container named here (``{n5: kvstore:1.1}``), so that versions run side
+    by side from the start (a canary; A/B traffic); the others start from ``image``."""
     shards: _count(1, LIMITS["shards"]) = 1
+    """How many shards the key space is split into, by consistent hashing."""
     replication_factor: _count(1, LIMITS["containers"]) | None = None
+    """How many distinct containers hold each shard, spread over zones while unused zones remain;
+    ``null`` means every container."""
     vnodes: _count(1, LIMITS["vnodes"]) = 64
+    """Points each shard and each container owns on the consistent-hashing rings: more points spread
+    keys and replicas more evenly."""
     service_time: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    """How long a container takes to handle one message, a distribution. It handles one at a time,
+    so load raises latency and overload builds a queue."""
     disk: DiskSpec = Field(default_factory=DiskSpec)
+    """Each container's disk: sync time, writeback, and whether it lies."""
 
     @field_validator("zones")
     @classmethod
@@ -608,6 +625,30 @@ class SweepSpec:
 
 
 @spec
+class TrafficSpec:
+    """A/B traffic: ``split`` maps image refs (``name:version``) to the share of operations
+    sent to containers running that version, adding up to 1; ``by: operation`` draws the
+    version for each operation, ``by: client`` once for each client (a sticky session).
+    An operation enters through a container of its version in its client's zone (else
+    anywhere), which serves it or forwards it as the policy routes; a version no container
+    runs falls back to the client's home container."""
+
+    split: Annotated[dict[str, Probability], Field(min_length=1, max_length=100)]
+    """Image ref -> share of operations: ``{kvstore:1.0: 0.9, kvstore:1.1: 0.1}``."""
+    by: Literal["operation", "client"] = "operation"
+    """Draw the version per operation, or once per client."""
+
+    @model_validator(mode="after")
+    def _weights(self):
+        from math import fsum
+
+        total = fsum(self.split.values())
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"the split's shares must add up to 1, got {total:g}")
+        return self
+
+
+@spec
 class Scenario:
     """A whole scenario: cluster, network, policy, workload and fault schedule.
 
@@ -625,18 +666,32 @@ class Scenario:
     images: Annotated[tuple[Image, ...], Field(min_length=1, max_length=LIMITS["images"])] = (
         Image(name="kvstore"),
     )
+    """The container images; the cluster starts from the first unless ``cluster.image`` names
+    another."""
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    """The containers, their zones, shards and disks."""
     network: NetworkSpec = Field(default_factory=NetworkSpec)
+    """Latency, loss, duplication, ordering and bandwidth of the links between containers."""
     policy: PolicySpec = Field(default_factory=PolicySpec)
+    """The replication policy and its parameters."""
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
+    """The clients and the operations they invoke."""
     faults: Annotated[tuple[Fault, ...], Field(max_length=LIMITS["faults"])] = ()
+    """The fault schedule: what goes wrong, and when (see Faults below)."""
     check: CheckSpec = Field(default_factory=CheckSpec)
+    """The linearizability check of the history."""
     sweep: SweepSpec | None = None
+    """A grid of variants for ``capsim sweep``; ``capsim run`` runs the scenario as written and
+    ignores it."""
+    traffic: TrafficSpec | None = None
+    """A/B traffic: how clients' operations are split between image versions running side by
+    side, each measured apart (``by_version`` in the summary)."""
 
     def _to_data(self) -> dict[str, Any]:
         data = {f.name: to_data(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        if self.sweep is None:
-            del data["sweep"]  # a scenario without a sweep reads (and digests) as before
+        for optional in ("sweep", "traffic"):
+            if data[optional] is None:
+                del data[optional]  # absent reads (and replays) as before they existed
         return data
 
     def image(self, ref: str | None = None) -> Image:
@@ -1007,6 +1062,27 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
             fail(
                 "cluster.image",
                 f"unknown image {echo(cluster.image)}; images: {_listed(sorted(refs))}",
+            )
+    for cid, ref in sorted(cluster.container_images.items()):
+        if not is_container_id(cid, count):
+            fail(
+                "cluster.container_images",
+                f"unknown container {echo(cid)} (containers n1..n{count})",
+            )
+        try:
+            scenario.image(ref)
+        except KeyError:
+            fail(
+                f"cluster.container_images.{cid}",
+                f"unknown image {echo(ref)}; images: {_listed(sorted(refs))}",
+            )
+    for ref in sorted(scenario.traffic.split if scenario.traffic else ()):
+        try:
+            scenario.image(ref)
+        except KeyError:
+            fail(
+                f"traffic.split.{ref}",
+                f"unknown image {echo(ref)}; images: {_listed(sorted(refs))}",
             )
     workload = scenario.workload
     clients = 0

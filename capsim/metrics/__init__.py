@@ -74,18 +74,27 @@ def clean(value: Any) -> Any:
 
 
 def breakdown(
-    ops: Operations, s: ReadStaleness, served: np.ndarray | None = None
+    ops: Operations,
+    s: ReadStaleness,
+    served: np.ndarray | None = None,
+    versions: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Per shard and per client zone: operations, availability, stale-read fraction and
-    the p99 latency of ``ok`` reads and updates (ms), main phase only."""
+    """Per shard, per client zone and (with A/B traffic: ``versions`` gives each
+    operation's version index and the versions' names) per image version: operations,
+    availability, stale-read fraction and the p99 latency of ``ok`` reads and updates
+    (ms), main phase only."""
     main = ~ops.final
     served = succeeded(ops) if served is None else served
     stale_ops = s.read[s.k > 0]
     out: dict[str, Any] = {"by_shard": {}, "by_zone": {}}
-    for field, column, names in (
+    groups: list[tuple[str, np.ndarray, Any]] = [
         ("by_shard", ops.shard, None),
         ("by_zone", ops.zone, ops.history.zones.names),
-    ):
+    ]
+    if versions is not None:
+        out["by_version"] = {}
+        groups.append(("by_version", versions[0], versions[1]))
+    for field, column, names in groups:
         for value in sorted(set(column[main].tolist())):
             mask = main & (column == value)
             reads = s.read[column[s.read] == value]
@@ -104,9 +113,16 @@ def breakdown(
 
 
 def summarize(
-    ops: Operations, records: list[dict[str, Any]], *, workload: str, end: float
+    ops: Operations,
+    records: list[dict[str, Any]],
+    *,
+    workload: str,
+    end: float,
+    versions: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Every history-derived part of a run's summary (see the README for the keys)."""
+    """Every history-derived part of a run's summary (see the README for the keys);
+    ``versions``: each operation's image version under A/B traffic (see
+    :func:`breakdown`)."""
     windows = fault_windows(records, end)
     intervals = sorted((w["start"], w["end"]) for w in windows)
     main = ~ops.final
@@ -123,5 +139,5 @@ def summarize(
         "durability": durability(ops, workload),
         "final": outcome_counts(ops, ops.final),
         "fault_windows": availability_by_fault(ops, windows, served),
-        "breakdown": breakdown(ops, stale, served),
+        "breakdown": breakdown(ops, stale, served, versions),
     }

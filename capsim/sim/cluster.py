@@ -293,8 +293,17 @@ class Cluster:
             service_draws = (
                 None if zero_service else draws(service, engine.stream(f"service.{cid}"))
             )
+            own = spec.container_images.get(cid)  # side-by-side versions (A/B, a canary)
             self.containers.append(
-                Container(i, cid, placement.zone_of[cid], image, engine, disk, service_draws)
+                Container(
+                    i,
+                    cid,
+                    placement.zone_of[cid],
+                    scenario.image(own) if own else image,
+                    engine,
+                    disk,
+                    service_draws,
+                )
             )
         self.by_id = {c.id: c for c in self.containers}
         self.zones = {zone: [] for zone in spec.zones}

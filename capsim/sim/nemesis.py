@@ -448,6 +448,9 @@ class Nemesis:
             if fault.target is not None
             else [c.id for c in self.cluster.containers]
         )
+        # Containers already on the image are left alone, so an upgrade that was stopped
+        # part way (a canary) resumes where it stopped.
+        targets = [c for c in targets if self.cluster.by_id[c].image.ref != image.ref]
         self._upgrades[key] = {
             "image": image,
             "todo": list(targets),

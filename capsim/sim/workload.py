@@ -61,6 +61,8 @@ class Client:
         "hints",
         "script",
         "busy",
+        "version",
+        "index",
     )
 
     def __repr__(self) -> str:
@@ -93,6 +95,8 @@ class _Op:
         "max_retries",
         "deadline",
         "to",
+        "home",
+        "hint_key",
     )
 
 
@@ -153,6 +157,16 @@ class Workload:
         else:
             self._key_cdf = None
         self.final_ops: list[_Op] = []
+        # A/B traffic: the versions, their cumulative shares, and each invocation's version
+        # (-1 for none), in invocation order (the order of history's operations).
+        traffic = scenario.traffic
+        self.ab_versions: list[str] = list(traffic.split) if traffic is not None else []
+        self._ab_cdf = cumulative(list(traffic.split.values())) if traffic is not None else None
+        self._ab_by_client = traffic is not None and traffic.by == "client"
+        self.op_versions: list[int] = []
+        self._ab_index = {ref: i for i, ref in enumerate(self.ab_versions)}
+        self._ab_entries: dict[tuple[int, str], list[Container]] = {}
+        self._ab_built = -1.0
         self.suspended: set[str] = set()
         self._parked: list[tuple[Client, int]] = []
 
@@ -192,11 +206,20 @@ class Workload:
         client.hints = {}
         client.script = None
         client.busy = False
+        client.version = -1
+        client.index = 0  # its position among the clients, set by start()
         return client
 
     def start(self) -> None:
         """Schedule every client's first operation."""
         spec = self.spec
+        for i, client in enumerate(self.clients):
+            client.index = i
+        if self._ab_cdf is not None:
+            self._ab_streams = {c.id: self.engine.stream(f"traffic.{c.id}") for c in self.clients}
+            if self._ab_by_client:
+                for client in self.clients:
+                    client.version = self._ab_draw(client)
         if self.scripted:
             self._start_script()
             return
@@ -208,6 +231,37 @@ class Workload:
             else:
                 for _ in range(spec.processes):
                     self.engine.call_in(spec.start, self._loop, client, self._new_process())
+
+    # -- A/B traffic -------------------------------------------------------------------------
+
+    def _ab_draw(self, client: Client) -> int:
+        """A version for ``client`` by the split's shares, from the client's own stream."""
+        u = float(portable.uniforms(self._ab_streams[client.id], 1)[0])
+        return int(choose(self._ab_cdf, np.array([u]))[0])
+
+    def _ab_entry(self, client: Client, version: int) -> Container:
+        """The container an operation of ``version`` enters by: one running that version
+        in the client's zone (the same one for the same client), else anywhere, else the
+        client's home. The candidates are those up when last listed (every 0.5 s)."""
+        now = self.engine.now
+        if now - self._ab_built >= 0.5:
+            self._ab_entries.clear()
+            self._ab_built = now
+        ref = self.ab_versions[version]
+        key = (version, client.zone)
+        found = self._ab_entries.get(key)
+        if found is None:
+            running = [c for c in self.cluster.containers if c.image.ref == ref]
+            up = [c for c in running if c.up] or running
+            found = [c for c in up if c.zone == client.zone] or up
+            self._ab_entries[key] = found
+        if not found:
+            return client.home
+        entry = found[client.index % len(found)]
+        if entry.image.ref != ref:  # restarted onto another image since it was listed
+            self._ab_built = -1.0
+            return self._ab_entry(client, version)
+        return entry
 
     # -- a scripted workload -------------------------------------------------------------------
 
@@ -346,7 +400,25 @@ class Workload:
         )
         op.final = final
         op.done = False
-        op.side = self._side(client.home.idx, shard)
+        home = client.home
+        op.hint_key = shard
+        if self._ab_cdf is not None:
+            if final:
+                self.op_versions.append(-1)
+            else:
+                version = client.version if self._ab_by_client else self._ab_draw(client)
+                home = self._ab_entry(client, version)
+                # Measured by the version that took it: the one drawn, unless no container
+                # ran it and it entered by the client's home.
+                ref = home.image.ref
+                served = self._ab_index.get(ref)
+                if served is None:
+                    served = self._ab_index[ref] = len(self.ab_versions)
+                    self.ab_versions.append(ref)
+                self.op_versions.append(served)
+                op.hint_key = (shard, served)
+        op.home = home
+        op.side = self._side(home.idx, shard)
         target, op.to = self._route(client, op)
         self.history.append_codes(
             process,
@@ -401,7 +473,7 @@ class Workload:
         op.target = target
         op.outstanding = True
         net = self.network
-        net.send(op.client.id, target.id, CLIENT, req, op.to, None, op.client.home, target)
+        net.send(op.client.id, target.id, CLIENT, req, op.to, None, op.home, target)
 
     def _on_reply(self, msg: Message) -> None:
         req, outcome, value = msg.body
@@ -413,7 +485,7 @@ class Workload:
             return
         op.outstanding = False
         if outcome == "ok":
-            op.client.hints[op.shard] = msg._src_c
+            op.client.hints[op.hint_key] = msg._src_c
             if op.f == READ:
                 out = sorted(value or ()) if self.set_mode else value
                 self._complete(op, OK, out, msg.src, None)
@@ -430,13 +502,13 @@ class Workload:
                 op.to = op.shard
                 self._send(op, target)
         elif outcome == "info":
-            op.client.hints.pop(op.shard, None)
+            op.client.hints.pop(op.hint_key, None)
             self._complete(op, INFO, op.recorded, msg.src, str(value))
         else:
             if value != "mismatch":
-                op.client.hints.pop(op.shard, None)
+                op.client.hints.pop(op.hint_key, None)
             else:
-                op.client.hints[op.shard] = msg._src_c
+                op.client.hints[op.hint_key] = msg._src_c
             self._failed(op, str(value), msg.src)
 
     def _failed(self, op: _Op, error: str, node: str) -> None:
@@ -465,7 +537,7 @@ class Workload:
     def _timeout(self, op: _Op) -> None:
         if op.done:
             return
-        op.client.hints.pop(op.shard, None)
+        op.client.hints.pop(op.hint_key, None)
         if op.outstanding:
             self._complete(op, INFO, op.recorded, op.target.id, "timeout")
         else:
@@ -513,7 +585,7 @@ class Workload:
         if cluster.members_version != self._routes_version:
             self._routes.clear()
             self._routes_version = cluster.members_version
-        home, shard = client.home, op.shard
+        home, shard = op.home, op.shard
         # The image is in the key: a rolling upgrade may change the parameters route() reads.
         cache = (home.idx, home.image.ref, shard, op.f)
         found = self._routes.get(cache)
@@ -521,7 +593,7 @@ class Workload:
             found = self._routes[cache] = self._decide(home, shard, op.f)
         target, key, hinted = found
         if hinted:
-            hint = client.hints.get(shard)
+            hint = client.hints.get(op.hint_key)
             if hint is not None:
                 return hint, shard
         return target, key
