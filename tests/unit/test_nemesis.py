@@ -306,3 +306,28 @@ def test_deleting_a_fault_leaves_the_others_choices_unchanged():
             assert fewer == {spec: full[spec] for spec in fewer}
         targets.add(repr(sorted(full.items())))
     assert len(targets) > 1  # the choices are random, and differ between seeds
+
+
+def test_churn_keeps_every_container_failing():
+    """Each container alternates up and down times of its own: over 200 s with a 10 s MTTF
+    every one of five containers fails several times (once each was a bug: every
+    container's next failure was scheduled for the last container)."""
+    from collections import Counter
+
+    from capsim.runner import run
+
+    scenario = make_scenario(
+        duration=200.0,
+        faults=[{"kind": "churn", "at": 0, "mttf": 10, "mttr": 1}],
+        workload={"rate": 1},
+        settle=0.5,
+    )
+    crashes = Counter(
+        target
+        for record in run(scenario, seed=3).faults
+        if record["kind"] == "crash" and record["event"] == "start"
+        for target in record["targets"]
+    )
+    # About 200 / (10 + 1 + start-up) = 16 failures each; fewer than 5 would be absurd.
+    assert sorted(crashes) == ["n1", "n2", "n3", "n4", "n5"]
+    assert min(crashes.values()) >= 5
