@@ -537,9 +537,13 @@ class Nemesis:
                         Crash(at=self.engine.now, target=cid, duration=repair),
                     )
                 up_again = repair + container.image.startup
-                self.engine.call_in(up_again + portable.exponential(rng, fault.mttf), fail)
+                # Its own container and stream, passed on: the name `fail` is the last
+                # container's function by the time this runs.
+                self.engine.call_in(
+                    up_again + portable.exponential(rng, fault.mttf), fail, cid, rng
+                )
 
-            self.engine.call_in(portable.exponential(rng, fault.mttf), fail)
+            self.engine.call_in(portable.exponential(rng, fault.mttf), fail, cid, rng)
 
     # -- the final phase -------------------------------------------------------------------
 
