@@ -121,6 +121,25 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(validate)
     validate.set_defaults(handler=_cmd_validate)
 
+    schema = sub.add_parser(
+        "schema",
+        help="print the scenario file's JSON Schema (or, with --markdown, its reference)",
+        description="Print a JSON Schema (draft 2020-12) of the scenario file, generated from "
+        "capsim's own schema, for editors' completion and checking (e.g. VS Code's YAML "
+        "extension: see README.md). It checks types, units, bounds and unknown fields; "
+        "'capsim validate' checks the rest.",
+        epilog=EPILOG,
+    )
+    schema.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the scenario file reference instead, as Markdown "
+        "(scenarios/README.md is this output)",
+    )
+    schema.set_defaults(handler=_cmd_schema)
+
+    _add_sweep(sub)
+
     bench = sub.add_parser(
         "bench",
         help="measure simulator speed against a bare SimPy loop",
@@ -233,12 +252,310 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(handler=_cmd_convert)
     history.set_defaults(handler=lambda args: _help(history))
+    _add_plot_and_report(sub)
+    _add_explore(sub)
+    _add_analytic(sub)
     return parser
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def _add_analytic(sub) -> None:
+    """``capsim pbs`` and ``capsim fidelity`` (capsim.analytic)."""
+    from capsim.analytic.commands import add_fidelity_options, add_pbs_options
+
+    pbs = sub.add_parser(
+        "pbs",
+        help="PBS: how stale are partial quorums (k-staleness, P(consistent) after t)",
+        description="Probabilistically Bounded Staleness (Bailis et al., VLDB 2012) for N "
+        "replicas, reads of R and writes of W: the probability that a read returns none of "
+        "the last k versions, the probability that a read t ms after a write commits "
+        "returns it (the WARS model), the t at which that reaches a target, and read and "
+        "write latency percentiles; by the model's vectorized Monte Carlo, or (--engine "
+        "des) by running the quorum policy's wars and partial modes through the simulator.",
+        epilog=EPILOG,
+    )
+    add_pbs_options(pbs, _positive_int, _seed)
+    pbs.set_defaults(handler=lambda args: _analytic("cmd_pbs", args))
+
+    fidelity = sub.add_parser(
+        "fidelity",
+        help="check the simulator against the analytic models and published figures",
+        description="Run every comparison of the simulator with the analytic models (PBS "
+        "figures, the WARS Monte Carlo, k-staleness of partial quorums, the binomial "
+        "availability of quorums under churn) with fixed seeds and 99% intervals, and "
+        "print the table: model value, simulated value, interval, result. About a "
+        "minute of CPU; --quick runs the small version. Exit status 1 if a comparison "
+        "fails (a documented, known difference does not count).",
+        epilog=EPILOG,
+    )
+    add_fidelity_options(fidelity, _seed)
+    fidelity.set_defaults(handler=lambda args: _analytic("cmd_fidelity", args))
+
+
+def _analytic(name: str, args: argparse.Namespace) -> int:
+    from capsim.analytic import commands
+
+    return getattr(commands, name)(args)
+
+
+def _add_explore(sub) -> None:
+    """``capsim explore`` (capsim.testing)."""
+    explore = sub.add_parser(
+        "explore",
+        help="search fault schedules for one that breaks an invariant, and shrink it",
+        description="Keep a scenario's cluster, policy and workload, search fault schedules "
+        "with Hypothesis (partitions, crashes, pauses, clock and link faults, aimed at "
+        "containers, zones or the current leader or primary), and shrink the first one that "
+        "breaks an invariant to a smallest schedule. Exit status 1 after writing the "
+        "reproducer (scenario.yaml, which 'capsim run' replays, evidence.json, run/ and "
+        "timeline.png) to --out; 0 if the examples broke nothing; 2 for bad input. Same "
+        "scenario and seed, same search (up to where --budget cuts it).",
+        epilog=EPILOG,
+    )
+    explore.add_argument("scenario", metavar="SCENARIO", help="a scenario file (YAML or JSON)")
+    _add_set(explore)
+    explore.add_argument(
+        "--invariant",
+        dest="invariants",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="check this invariant (repeatable): linearizable, no-lost-writes, convergence, "
+        "single-leader, state-machine-safety (default: those the policy claims)",
+    )
+    explore.add_argument(
+        "--examples",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="try at most N fault schedules (default 1000; --profile ci 25, thorough 20000)",
+    )
+    explore.add_argument(
+        "--budget",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop searching after SECONDS of wall time (default 90; ci 30, thorough 3600); "
+        "shrinking a failure may take up to a quarter of that more",
+    )
+    explore.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="the seed of every run and of the search (default: the scenario's 'seed')",
+    )
+    explore.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="where to write the reproducer (default: explore-NAME, NAME the scenario's "
+        "name); an existing DIR is replaced only if capsim wrote it",
+    )
+    explore.add_argument(
+        "--replace",
+        action="store_true",
+        help="let --out replace an existing folder that capsim did not write",
+    )
+    explore.add_argument(
+        "--profile",
+        choices=["ci", "thorough"],
+        default=None,
+        help="ci: a quick check (25 examples, 30 s); thorough: a long hunt (20000 examples, "
+        "an hour); default: 1000 examples, 90 s",
+    )
+    explore.add_argument(
+        "--faults",
+        metavar="KINDS",
+        default=None,
+        help="the fault kinds to draw, comma-separated, from partition, crash, pause, clock, "
+        "link, heal, restart (default: partition,crash,pause,clock,link)",
+    )
+    explore.add_argument(
+        "--max-faults",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="at most N faults in a schedule (default 4)",
+    )
+    explore.add_argument(
+        "--quiet", action="store_true", help="no progress line on stderr while searching"
+    )
+    explore.add_argument(
+        "--json", action="store_true", help="print what the search did and found as JSON"
+    )
+    explore.set_defaults(handler=_cmd_explore)
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from capsim.testing.command import run_explore
+
+    return run_explore(args, _load)
+
+
+def _add_plot_and_report(sub) -> None:
+    """``capsim plot`` and ``capsim report`` (capsim.plot, capsim.report)."""
+    plot = sub.add_parser(
+        "plot",
+        help="plot a run or a sweep (PNG or SVG)",
+        description="Plot a run folder (capsim run --out) or a sweep folder (capsim sweep "
+        "--out). Kinds: tradeoff (sweep: one point per cell with 95% confidence intervals "
+        "and the Pareto frontier), timeline (run: availability by side, latency of every "
+        "operation, staleness, faults shaded, leader changes), visibility (t-visibility "
+        "curves of runs or cells), latency (latency CDFs), messages (a space-time diagram "
+        "of a --trace run). Same input, same bytes.",
+        epilog=EPILOG,
+    )
+    plot.add_argument(
+        "folders",
+        metavar="DIR",
+        nargs="+",
+        help="a run or sweep folder (visibility and latency take several runs)",
+    )
+    plot.add_argument(
+        "--kind",
+        required=True,
+        choices=["tradeoff", "timeline", "visibility", "latency", "messages"],
+        help="which plot to draw",
+    )
+    plot.add_argument(
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="the image to write, .png or .svg (default: DIR/plots/KIND.png)",
+    )
+    plot.add_argument(
+        "--x",
+        metavar="COLUMN",
+        help="tradeoff: the metric on the x axis, a column of DIR/aggregate.csv such as "
+        "staleness.stale_read_fraction",
+    )
+    plot.add_argument(
+        "--y",
+        metavar="COLUMN",
+        help="tradeoff: the metric on the y axis, e.g. availability.by_side.minority",
+    )
+    plot.add_argument(
+        "--hue", metavar="COLUMN", help="tradeoff: colour the cells by this grid column"
+    )
+    plot.add_argument(
+        "--better",
+        metavar="x:high,y:low",
+        default=None,
+        help="tradeoff: which way each axis improves (default: from the metric's name; "
+        "availability is better high; staleness, latency and lost writes low)",
+    )
+    plot.add_argument(
+        "--window",
+        metavar="DURATION",
+        default=None,
+        help="timeline: the window of availability and staleness, e.g. 500ms (default: "
+        "a round length giving about 50 windows)",
+    )
+    plot.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        default=None,
+        help="messages: draw messages sent from this simulated time, e.g. 1.5s",
+    )
+    plot.add_argument(
+        "--to",
+        dest="stop",
+        metavar="TIME",
+        default=None,
+        help="messages: draw messages sent until this simulated time",
+    )
+    plot.add_argument(
+        "--max-messages",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="messages: draw at most N messages, the earliest sent (default 300); the "
+        "title says how many were left out",
+    )
+    plot.set_defaults(handler=_cmd_plot)
+
+    report = sub.add_parser(
+        "report",
+        help="write one self-contained HTML page about a run or a sweep",
+        description="Write one HTML page with the summary tables and the plots of a run "
+        "folder or a sweep folder: images embedded, no external resources, no JavaScript. "
+        "Same input, same bytes.",
+        epilog=EPILOG,
+    )
+    report.add_argument("folder", metavar="DIR", help="a run or sweep folder")
+    report.add_argument(
+        "--out", metavar="FILE", default=None, help="the page to write (default: DIR/report.html)"
+    )
+    report.set_defaults(handler=_cmd_report)
+
+
+def _duration_option(option: str, text: str | None) -> float | None:
+    from capsim.units import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise CapsimError(f"{option} {text}: {exc}") from None
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from capsim import plot
+
+    better = plot.parse_better(args.better) if args.better is not None else None
+    for option, value, kind in (
+        ("--x", args.x, "tradeoff"),
+        ("--y", args.y, "tradeoff"),
+        ("--hue", args.hue, "tradeoff"),
+        ("--better", args.better, "tradeoff"),
+        ("--window", args.window, "timeline"),
+        ("--from", args.start, "messages"),
+        ("--to", args.stop, "messages"),
+        ("--max-messages", args.max_messages, "messages"),
+    ):
+        if value is not None and args.kind != kind:
+            raise CapsimError(f"{option} is for --kind {kind}, not --kind {args.kind}")
+    fig = plot.plot(
+        args.folders,
+        args.kind,
+        x=args.x,
+        y=args.y,
+        hue=args.hue,
+        better=better,
+        window=_duration_option("--window", args.window),
+        start=_duration_option("--from", args.start),
+        stop=_duration_option("--to", args.stop),
+        limit=args.max_messages,
+    )
+    if args.out is None:
+        out = Path(args.folders[0]) / "plots" / f"{args.kind}.png"
+        try:
+            out.parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise CapsimError(f"{out.parent}: cannot create: {exc.strerror or exc}") from None
+    else:
+        out = Path(args.out)
+    plot.save(fig, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from capsim.report import report
+
+    out = report(args.folder, args.out)
+    print(f"wrote {Path(out)}")
+    return 0
 
 
 def _number(kind: type, minimum: float, what: str):
@@ -272,6 +589,99 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
         "workload.rate=50/s, --set faults[0].duration=2s, --set 'policy={name: raft}' "
         "(the value is YAML; repeat for several fields)",
     )
+
+
+def _add_sweep(sub) -> None:
+    """``capsim sweep`` (capsim.sweep)."""
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a scenario over a grid of values and many seeds",
+        description="Run a scenario for every cell of a grid (the scenario's sweep: block, "
+        "and --grid axes) and every seed, on a local process pool or a Dask cluster. Every "
+        "cell is validated before anything runs. Each finished run is written at once to "
+        "DIR/cells/; then DIR/results.csv (a row per run) and DIR/aggregate.csv (per cell: "
+        "mean and 95% confidence interval of every metric). Exit status 1 if a run failed.",
+        epilog=EPILOG,
+    )
+    sweep.add_argument("scenario", metavar="SCENARIO", help="a scenario file (YAML or JSON)")
+    sweep.add_argument(
+        "--out",
+        metavar="DIR",
+        required=True,
+        help="the sweep's folder; an existing DIR is replaced only if capsim wrote it "
+        "(or with --replace), unless --resume",
+    )
+    sweep.add_argument(
+        "--grid",
+        metavar="PATH=V1,V2,...",
+        action="append",
+        default=[],
+        help="an axis of the grid: a field and its values, read as a YAML flow sequence, "
+        "e.g. --grid workload.rate=10,20,40 or --grid 'policy={name: raft},{name: quorum, "
+        "params: {r: 1, w: 1}}'; replaces the scenario's axis of the same path, else is "
+        "added after its axes (repeatable)",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run each cell with N seeds, the scenario's seed and the ones after it "
+        "(default: sweep.seeds, else 1)",
+    )
+    _add_set(sweep)
+    sweep.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: every core); with --executor dask and no "
+        "--scheduler, the local cluster's workers",
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        default="local",
+        help="local: a process pool on this machine (default); dask: a Dask distributed "
+        "cluster (needs pip install 'capsim[dask]')",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="with --executor dask: the scheduler to use, e.g. tcp://host:8786 (default: "
+        "start a local cluster of --workers processes)",
+    )
+    sweep.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sweep in DIR: run only the runs without a file in DIR/cells/ "
+        "(refused if the grid, seeds or scenario differ from DIR/sweep.json)",
+    )
+    sweep.add_argument(
+        "--replace",
+        action="store_true",
+        help="let --out replace an existing folder that capsim did not write",
+    )
+    sweep.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="run cells estimated to need more than 20 million operations, 8 GB of memory "
+        "or 2 billion events (refused by default)",
+    )
+    sweep.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (shown only on a terminal); failed runs are "
+        "still reported",
+    )
+    sweep.set_defaults(handler=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from capsim.sweep import command
+
+    return command(args)
 
 
 def _load(path: str, overrides: list[str] | None = None):
@@ -334,9 +744,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """Progress on stderr for long runs: simulated time and events every few seconds,
-    read from the running world by a thread (so a run stuck at one instant still shows
-    its events growing). Silent for runs that finish within ``QUIET_S``."""
+    """Progress on stderr for long runs: simulated time, operations (and how many a
+    wall-second) and events every few seconds, read from the running world by a thread
+    (so a run stuck at one instant still shows its events growing). Silent for runs that
+    finish within ``QUIET_S``."""
 
     QUIET_S = 3.0
     EVERY_S = 2.0
@@ -357,13 +768,19 @@ class _Progress:
         self.thread.start()
 
     def _loop(self, world) -> None:
+        import time
+
         if self.done.wait(self.QUIET_S):
             return
+        started = time.monotonic() - self.QUIET_S
         while True:
             now = world.engine.now
+            ops = len(world.history) // 2  # events / 2: operations invoked, about
+            rate = ops / max(time.monotonic() - started, 1e-9)
             line = (
                 f"capsim: simulated {now:,.3f} of about {self.total:,.3f} s "
-                f"({100 * min(now / self.total, 1):.0f}%), {world.events:,} events; "
+                f"({100 * min(now / self.total, 1):.0f}%), {ops:,} operations "
+                f"({rate:,.0f}/s), {world.events:,} events; "
                 "Ctrl-C stops the run and writes nothing"
             )
             print(
@@ -382,6 +799,13 @@ class _Progress:
             self.thread.join()
         if self.printed and self.tty:
             print(file=sys.stderr)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from capsim.schemadoc import markdown, render_json_schema
+
+    sys.stdout.write(markdown() if args.markdown else render_json_schema())
+    return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -598,6 +1022,24 @@ def _print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
                 _fmt(row["stale_read_fraction"]),
                 _fmt(row["read_p99_ms"], 3),
                 _fmt(row["write_p99_ms"], 3),
+            )
+        console.print(table)
+    scaling = summary.get("scaling")
+    if scaling:
+        table = Table(title="Scale actions (requested to serving)")
+        for column in ("action", "requested s", "duration s", "shards", "bytes", "availability"):
+            table.add_column(column, justify="left" if column == "action" else "right")
+        table.add_column("stale reads", justify="right")
+        for action in scaling["actions"]:
+            changed = [f"+{c}" for c in action["added"]] + [f"-{c}" for c in action["removed"]]
+            table.add_row(
+                escape(" ".join(changed) or "-"),
+                _fmt(action["requested"], 3),
+                "not serving" if action["duration_s"] is None else _fmt(action["duration_s"], 3),
+                _fmt(action["shards_moved"]),
+                _fmt(action["bytes"]),
+                _fmt(action["availability"]),
+                _fmt(action["stale_read_fraction"]),
             )
         console.print(table)
     invariants = summary.get("invariants")

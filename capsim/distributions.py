@@ -61,7 +61,9 @@ class Constant:
     """Always ``value`` (plus ``shift``)."""
 
     value: NonNegativeDuration
+    """The value of every draw."""
     shift: NonNegativeDuration = 0.0
+    """Added to every draw: a fixed delay, such as propagation across a WAN."""
     dist: Literal["constant"] = Field(default="constant", repr=False)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -76,8 +78,11 @@ class Uniform:
     """Uniform on [``low``, ``high``) (plus ``shift``)."""
 
     low: NonNegativeDuration
+    """The lowest value."""
     high: NonNegativeDuration
+    """The upper end (at least ``low``)."""
     shift: NonNegativeDuration = 0.0
+    """Added to every draw: a fixed delay, such as propagation across a WAN."""
     dist: Literal["uniform"] = Field(default="uniform", repr=False)
 
     @model_validator(mode="after")
@@ -98,8 +103,11 @@ class Exponential:
     """Exponential with mean ``mean`` seconds (give ``mean`` or ``rate``, per second)."""
 
     mean_s: PositiveDuration = Field(default=None, alias="mean")  # type: ignore[assignment]
+    """The mean (give this or ``rate``)."""
     rate: PositiveRate | None = None
+    """The rate, per second: the mean is 1 / rate (give this or ``mean``)."""
     shift: NonNegativeDuration = 0.0
+    """Added to every draw: a fixed delay, such as propagation across a WAN."""
     dist: Literal["exponential"] = Field(default="exponential", repr=False)
 
     @model_validator(mode="before")
@@ -162,8 +170,11 @@ class Lognormal:
     """``median * exp(sigma * Z)`` with Z standard normal (plus ``shift``)."""
 
     median: PositiveDuration
+    """The median: half the draws fall below it."""
     sigma: Annotated[FiniteFloat, AfterValidator(_sigma)]
+    """The spread: the standard deviation of the draw's natural logarithm."""
     shift: NonNegativeDuration = 0.0
+    """Added to every draw: a fixed delay, such as propagation across a WAN."""
     dist: Literal["lognormal"] = Field(default="lognormal", repr=False)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -178,8 +189,11 @@ class Pareto:
     """Pareto with scale ``xm`` and shape ``alpha``: ``xm / U ** (1 / alpha)`` (plus ``shift``)."""
 
     xm: PositiveDuration
+    """The scale: the smallest value."""
     alpha: Annotated[FiniteFloat, AfterValidator(_alpha)]
+    """The shape: smaller means a heavier tail (the mean is infinite when alpha is 1 or less)."""
     shift: NonNegativeDuration = 0.0
+    """Added to every draw: a fixed delay, such as propagation across a WAN."""
     dist: Literal["pareto"] = Field(default="pareto", repr=False)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -228,7 +242,9 @@ class Mixture:
         BeforeValidator(_flatten_components),
         Field(min_length=1),
     ]
+    """The components, each with a ``weight``: the chance that a draw comes from it."""
     shift: NonNegativeDuration = 0.0
+    """Added to every draw: a fixed delay, such as propagation across a WAN."""
     dist: Literal["mixture"] = Field(default="mixture", repr=False)
 
     @model_validator(mode="after")

@@ -25,6 +25,12 @@ meaning a message from ``a`` does not reach ``b``. Shapes (after Jepsen's nemese
   neighbours, so that each sees a majority but no two see the same one (needs 5+).
 * ``one-way``: the first group (or the target) cannot send to the second group (or to
   everyone else), while messages the other way get through.
+
+Scale actions (``scale``) change the cluster itself: ``add`` starts new containers, whose
+ids continue the sequence (``n6``, ``n7``, ... after ``n5``; a removed id is never used
+again), and ``remove`` drains containers and stops them. The placement rule (consistent
+hashing, :mod:`capsim.topology`) decides which shards move; each policy moves the data
+its own way, as messages.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ __all__ = [
     "RollingUpgrade",
     "RandomFaults",
     "Churn",
+    "Scale",
+    "Stop",
     "Fault",
     "FAULTS",
     "ROLE_TARGETS",
@@ -82,11 +90,19 @@ class Partition:
     """Cut the network into groups of the given ``shape`` (see the module docstring)."""
 
     at: NonNegativeDuration
+    """When the partition starts, in simulated time."""
     duration: PositiveDuration | None = None
+    """How long it lasts; ``null``: until a ``heal`` or the final phase."""
     shape: Literal["groups", "isolate", "halves", "bridge", "majorities-ring", "one-way"] = "groups"
+    """How the network is cut (see above)."""
     groups: tuple[tuple[str, ...], ...] | None = None
+    """For ``groups``, lists of containers or zones, one per side (containers not listed form one
+    more side); for ``one-way``, ``[from, to]``."""
     target: Target | None = None
+    """For ``isolate``, ``bridge`` and ``one-way``, the container cut off, bridging or sending
+    (``null``: one at ``random``); for ``halves``, containers put in the minority."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["partition"] = Field(default="partition", repr=False)
 
     @model_validator(mode="after")
@@ -109,6 +125,7 @@ class Heal:
     """End every partition and link fault in force; crashed or paused containers stay so."""
 
     at: NonNegativeDuration
+    """When every partition and link fault in force ends."""
     kind: Literal["heal"] = Field(default="heal", repr=False)
 
 
@@ -121,9 +138,15 @@ class Crash:
     """
 
     at: NonNegativeDuration
+    """When the containers crash."""
     target: Target = "random"
+    """The containers to crash: container ids, zones, a role (``leader``, ``primary``) or
+    ``random``, or a list of them."""
     duration: PositiveDuration | None = None
+    """How long they stay down before restarting (and then their image's start-up time); ``null``:
+    until a ``restart`` or the final phase."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["crash"] = Field(default="crash", repr=False)
 
 
@@ -132,8 +155,11 @@ class Restart:
     """Start the target containers again if they are down (ready after the start-up time)."""
 
     at: NonNegativeDuration
+    """When to start them again."""
     target: Target
+    """The containers to restart (those of them that are down)."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["restart"] = Field(default="restart", repr=False)
 
 
@@ -147,9 +173,13 @@ class Pause:
     """
 
     at: NonNegativeDuration
+    """When the pause starts."""
     target: Target = "random"
+    """The containers to freeze."""
     duration: PositiveDuration | None = None
+    """How long the pause lasts; ``null``: until the final phase."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["pause"] = Field(default="pause", repr=False)
 
 
@@ -165,11 +195,18 @@ class ClockSkew:
     """
 
     at: NonNegativeDuration
+    """When the clock jumps."""
     target: Target = "random"
+    """The containers whose clocks to skew."""
     offset: Duration = 0.0
+    """How far the clock jumps (negative: back)."""
     rate: Annotated[FiniteFloat, Field(gt=0)] = 1.0
+    """How fast the clock then runs, in clock seconds per true second (1: true speed; from 0.01 to
+    100)."""
     duration: PositiveDuration | None = None
+    """How long until the clock is stepped back to true time; ``null``: until the final phase."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["clock"] = Field(default="clock", repr=False)
 
 
@@ -183,14 +220,26 @@ class LinkFault:
     """
 
     at: NonNegativeDuration
+    """When the links degrade."""
     duration: PositiveDuration | None = None
+    """How long they stay degraded; ``null``: until a ``heal`` or the final phase."""
     target: Target | None = None
+    """Containers or zones whose links to every other container degrade (give this or ``groups``).
+    """
     groups: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    """Two lists of containers or zones, ``[from, to]``: the links between them degrade (give this
+    or ``target``)."""
     direction: Literal["both", "out", "in"] = "both"
+    """``both``, ``out`` (only messages leaving the target or the first group) or ``in`` (only
+    messages arriving there)."""
     latency: Distribution | None = None
+    """Extra latency added to each message, a distribution."""
     loss: Probability = 0.0
+    """The chance that a message on these links is lost."""
     duplicate: Probability = 0.0
+    """The chance that a message on these links is delivered twice."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["link"] = Field(default="link", repr=False)
 
     @model_validator(mode="after")
@@ -209,9 +258,14 @@ class ZoneOutage:
     Either way the zone's clients go with it: they invoke nothing until it is back."""
 
     at: NonNegativeDuration
+    """When the zone goes out."""
     zone: str
+    """The zone."""
     mode: Literal["crash", "isolate"] = "crash"
+    """``crash``: every container in the zone crashes; ``isolate``: the zone is cut off from the
+    others."""
     duration: PositiveDuration | None = None
+    """How long the outage lasts; ``null``: until the final phase."""
     kind: Literal["zone-outage"] = Field(default="zone-outage", repr=False)
 
 
@@ -224,11 +278,17 @@ class RollingUpgrade:
     upgrade is under way."""
 
     at: NonNegativeDuration
+    """When the upgrade starts."""
     image: str
+    """The image to upgrade to, as ``name:version`` (one of ``images``)."""
     target: Target | None = None
+    """The containers to upgrade, in order; ``null``: all of them, ``n1`` first."""
     max_unavailable: Annotated[WholeNumber, Field(ge=1)] = 1
+    """How many containers restart at a time."""
     wait: NonNegativeDuration = 0.0
+    """How long to wait after a batch is ready before stopping the next."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["upgrade"] = Field(default="upgrade", repr=False)
 
 
@@ -248,14 +308,23 @@ class RandomFaults:
     """
 
     at: NonNegativeDuration
+    """When the nemesis starts."""
     rate: PositiveRate
+    """How often faults arrive (a Poisson process)."""
     duration: Distribution
+    """How long each fault lasts, a distribution."""
     until: PositiveDuration | None = None
+    """When the nemesis stops; ``null``: at the end of the main phase."""
     faults: Annotated[tuple[RandomKind, ...], Field(min_length=1)] = ("partition",)
+    """The kinds of fault to draw from, uniformly."""
     shapes: Annotated[tuple[Shape, ...], Field(min_length=1)] = ("halves",)
+    """The partition shapes to draw from, uniformly."""
     target: Target = "random"
+    """The containers each fault targets (a partition puts them in its shape)."""
     max_clock_offset: NonNegativeDuration = 1.0
+    """The furthest a clock fault jumps, either way."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
     kind: Literal["random"] = Field(default="random", repr=False)
 
 
@@ -267,11 +336,88 @@ class Churn:
     from ``at`` until ``until`` (default: the end of the main phase)."""
 
     at: NonNegativeDuration
+    """When the churn starts."""
     mttf: PositiveDuration
+    """Mean time to failure: the mean of each container's exponential up time."""
     mttr: PositiveDuration
+    """Mean time to repair: the mean of each exponential down time (the image's start-up time
+    follows)."""
     target: Target | None = None
+    """The containers that churn; ``null``: all of them."""
     until: PositiveDuration | None = None
+    """When the churn stops; ``null``: at the end of the main phase."""
     kind: Literal["churn"] = Field(default="churn", repr=False)
+
+
+#: The most containers one scale action adds or removes.
+MAX_SCALE = 1000
+
+
+@spec
+class Scale:
+    """Add containers to the cluster (``add``) or drain and remove some (``remove``).
+
+    Added containers start from ``image`` in ``zone``, and are ready after the image's
+    start-up time; their ids continue the sequence (``n6``, ``n7``, ... after ``n5``). A
+    removed container is drained first: it stays up until no shard counts it as a member
+    (its policy has handed its data over and reconfigured), then stops for good, its id
+    never reused. Either way the placement rule chooses the shards that move, and every
+    shard's replicas are chosen again (with ``replication_factor`` unset, every container
+    holds every shard). The action lasts from its request until it is serving: every
+    added container ready, every removed one stopped, and every changed shard's membership
+    equal to its new hosts (``faults.jsonl``: ``start`` and ``end``; the summary's
+    ``scaling`` section).
+    """
+
+    at: NonNegativeDuration
+    """When the action is requested."""
+    add: Annotated[WholeNumber, Field(ge=1, le=MAX_SCALE)] | None = None
+    """How many containers to start (give this or ``remove``)."""
+    remove: Annotated[WholeNumber, Field(ge=1, le=MAX_SCALE)] | Target | None = None
+    """The containers to drain and remove: a count, chosen by the placement rule (containers that
+    are down first, then the newest), or targets (container ids, a zone, a role, ``random``)
+    resolved when the action fires (give this or ``add``)."""
+    image: Annotated[str, Field(max_length=400)] | None = None
+    """The image the added containers start from, as ``name:version``; ``null``: the image the
+    last upgrade moved to, else the cluster's."""
+    zone: Annotated[str, Field(max_length=200)] | None = None
+    """The zone the added containers go in; ``null``: round-robin over the zones by container
+    number, as at boot (``n6`` in the zone ``n3`` is in, with three zones)."""
+    drain_timeout: PositiveDuration = 30.0
+    """How long a drained container (or a replica whose shard moved away) may take to leave its
+    shards' membership before it is stopped anyway, as Kubernetes' termination grace period
+    (30 s)."""
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target of ``remove`` (``leader``, ``primary``) looks
+    among."""
+    kind: Literal["scale"] = Field(default="scale", repr=False)
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.add is None) == (self.remove is None):
+            raise ValueError("a scale action takes either 'add' (a count) or 'remove'")
+        if self.add is None and (self.image is not None or self.zone is not None):
+            raise ValueError("'image' and 'zone' are for containers a scale action adds")
+        if isinstance(self.remove, tuple) and not self.remove:
+            raise ValueError("'remove' names no container")
+        return self
+
+
+@spec
+class Stop:
+    """The target containers' processes exit cleanly (exit status 0) after flushing their
+    writes to disk, as a process that finishes does. A restart policy (``cluster.restart``)
+    of ``always`` starts them again; ``on-failure`` and ``never`` leave them down (a crash is
+    a failure, a clean exit is not), until a ``restart`` or the final phase."""
+
+    at: NonNegativeDuration
+    """When the containers exit."""
+    target: Target
+    """The containers that exit: container ids, zones, a role (``leader``, ``primary``) or
+    ``random``, or a list of them."""
+    shard: Annotated[WholeNumber, Field(ge=0)] = 0
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    kind: Literal["stop"] = Field(default="stop", repr=False)
 
 
 Fault = Annotated[
@@ -285,7 +431,9 @@ Fault = Annotated[
     | ZoneOutage
     | RollingUpgrade
     | RandomFaults
-    | Churn,
+    | Churn
+    | Scale
+    | Stop,
     Field(discriminator="kind"),
 ]
 
@@ -302,6 +450,8 @@ FAULTS: dict[str, type] = {
     "upgrade": RollingUpgrade,
     "random": RandomFaults,
     "churn": Churn,
+    "scale": Scale,
+    "stop": Stop,
 }
 
 

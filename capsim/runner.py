@@ -35,6 +35,7 @@ from capsim.history import History
 from capsim.invariants import check as check_invariants
 from capsim.invariants import summarize as summarize_invariants
 from capsim.metrics.durability import LOST_LISTED
+from capsim.metrics.scaling import scaling_summary, with_container_counts
 from capsim.policies import policy_params, resolve_policy
 from capsim.scenario import Scenario, dump_scenario
 from capsim.sim.cluster import Cluster
@@ -103,7 +104,9 @@ class Result:
     history: History
     faults: list[dict[str, Any]]
     timeseries: list[dict[str, Any]]
-    messages: list[dict[str, Any]] | None = None
+    #: With ``trace``: every message as a dict (iterable, with a length; kept on disk past
+    #: 100,000 messages).
+    messages: Iterable[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: Lines policies wrote with ``Node.log``: (time, container, shard, text).
     node_log: list[tuple[float, str, int, str]] = field(default_factory=list)
@@ -181,6 +184,8 @@ class Result:
                 "minority_fail",
                 "minority_info",
             ]
+            if self.timeseries and "containers" in self.timeseries[0]:
+                columns.append("containers")  # with scale actions or an autoscaler
             writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.timeseries)
@@ -531,7 +536,7 @@ class World:
         is down. A ``value_of`` that raises is the policy's error, reported as such."""
         cluster = self.cluster
         values = []
-        for cid in self.placement.replicas[shard]:
+        for cid in cluster.placement.replicas[shard]:  # the hosts now (scale actions move them)
             node = cluster.node(cid, shard)
             if node is None:
                 return None
@@ -636,7 +641,7 @@ class World:
             summary=summary,
             history=self.history,
             faults=self.nemesis.records,
-            timeseries=metrics.timeseries(ops),
+            timeseries=self.timeseries(ops),
             messages=self.network.trace_records() if self.trace else None,
             node_log=self.engine.log_lines,
             node_log_dropped=self.engine.log_dropped,
@@ -649,9 +654,32 @@ class World:
             },
             divergent=self.divergent_example,
         )
+        if scenario.scales():
+            summary["scaling"] = metrics.clean(
+                scaling_summary(
+                    ops,
+                    self.nemesis.records,
+                    metrics.read_staleness(ops, scenario.workload.data_kind),
+                    self.cluster.counts,
+                    end=scenario.duration,
+                )
+            )
+            if self.nemesis.autoscaler is not None:
+                samples = self.nemesis.autoscaler.samples
+                summary["scaling"]["autoscaler"] = metrics.clean(
+                    {"measurements": [[t, v, d] for t, v, d in samples]}
+                )
         verdicts = check_invariants(result, invariants)
         summary["invariants"] = metrics.clean(summarize_invariants(verdicts))
         return result
+
+    def timeseries(self, ops) -> list[dict[str, Any]]:
+        """``timeseries.csv``'s rows; with scale actions or an autoscaler, each carries the
+        containers in the cluster at the end of its window (``containers``)."""
+        rows = metrics.timeseries(ops)
+        if self.scenario.scales():
+            rows = with_container_counts(rows, self.cluster.counts)
+        return rows
 
     def claims(self) -> tuple[str, ...]:
         """The invariants the policy claims with the cluster image's parameters."""
@@ -672,7 +700,7 @@ class World:
             if len(set(values)) > 1:
                 if count == 0:
                     held = {}
-                    for cid in self.placement.replicas[shard]:
+                    for cid in self.cluster.placement.replicas[shard]:
                         value = self.cluster.node(cid, shard).value_of(key)
                         if value is not None:
                             held[cid] = repr(value[0])

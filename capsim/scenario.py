@@ -1,6 +1,6 @@
 """The scenario file: schema, loading and checking, before anything runs.
 
-A scenario is YAML (a mapping) validated into a frozen :class:`Scenario`. Every section
+A scenario is YAML or JSON (a mapping) validated into a frozen :class:`Scenario`. Every section
 has defaults, so the smallest valid file is ``{}``; ``capsim run --out`` writes
 ``scenario.resolved.yaml`` with every default filled in, which loads back to the same
 scenario. Durations take units (``5ms``, ``2s``); plain numbers are seconds. Errors name
@@ -10,6 +10,8 @@ the file and the field (``workload.rate: must be greater than zero, got -3.0``).
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from capsim.analytic.profiles import PROFILES, kinds_data
 from capsim.distributions import DISTRIBUTIONS, Constant, Distribution
 from capsim.errors import ScenarioError
 from capsim.faults import (
@@ -37,6 +40,7 @@ from capsim.faults import (
     Partition,
     RandomFaults,
     RollingUpgrade,
+    Scale,
     ZoneOutage,
 )
 from capsim.schema import (
@@ -69,9 +73,13 @@ __all__ = [
     "WorkloadSpec",
     "CheckSpec",
     "DiskSpec",
+    "RestartSpec",
+    "AutoscaleSpec",
     "SweepSpec",
     "TrafficSpec",
     "load_scenario",
+    "read_yaml",
+    "read_json",
     "parse_scenario",
     "dump_scenario",
     "container_ids",
@@ -168,9 +176,17 @@ class Image:
     clusters during a rolling upgrade)."""
 
     name: Name
+    """The image's name; ``cluster.image`` and an upgrade's ``image`` name an image as
+    ``name:version``."""
     version: Name = "1"
+    """The image's version: text, so quote it in YAML (``"1.0"``), where 1.0 would read as a number.
+    """
     startup: NonNegativeDuration = 1.0
+    """How long a container takes to start from this image (at boot, after a crash or a restart,
+    during an upgrade) before it is ready."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """Policy parameters this version sets over ``policy.params``, for the containers running it: a
+    mixed-version cluster runs while an upgrade is under way."""
 
     @property
     def ref(self) -> str:
@@ -189,8 +205,55 @@ class DiskSpec:
     """
 
     sync: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    """How long one sync (an fsync) takes, a distribution. A write is durable once a sync issued
+    after it completes; zero makes every write durable at once."""
     lies: StrictBool = False
+    """A disk that acknowledges syncs without making anything durable, so that only the writeback
+    saves data."""
     writeback: PositiveDuration = 5.0
+    """How often the OS writes everything pending back to disk, synced or not."""
+
+
+@spec
+class RestartSpec:
+    """What the container runtime does when a container stops on its own, as Docker's
+    ``--restart`` and a Kubernetes pod's ``restartPolicy`` do.
+
+    ``always`` starts it again whatever ended it; ``on-failure`` only after a failure (a
+    ``crash``; a clean exit, the ``stop`` fault, is not one); ``never`` leaves it down (the
+    default, Docker's ``no``). It applies to containers that crash or stop without a
+    scheduled restart (a crash with a ``duration``, churn and zone outages bring their
+    own). Attempts wait an exponential back-off: ``backoff`` before the first restart,
+    doubling before each further one (Docker doubles from 100 ms, Kubernetes from 10 s),
+    at most ``max_backoff`` (Kubernetes: 5 min); a container that ran ``reset_after``
+    (Docker: 10 s; Kubernetes: 10 min) since it was last ready starts again from
+    ``backoff``. A restarted container is ready after its image's start-up time, and is
+    sent traffic once its replicas say they are ready (``Node.set_ready``).
+    """
+
+    policy: Literal["always", "on-failure", "never"] = "never"
+    """``always``, ``on-failure`` or ``never``."""
+    backoff: PositiveDuration = 1.0
+    """The wait before the first restart after a container stops; each further consecutive restart
+    waits twice as long as the one before."""
+    max_backoff: PositiveDuration = 30.0
+    """The longest wait before a restart."""
+    reset_after: PositiveDuration = 10.0
+    """How long a container must run, from ready, for its next restart to wait ``backoff`` again."""
+    max_retries: _count(1, 1_000_000) | None = None
+    """With ``on-failure``, how many consecutive restarts to attempt before giving up (Docker's
+    ``on-failure:N``); ``null``: no limit."""
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"max_backoff ({self.max_backoff:g} s) must be at least "
+                f"backoff ({self.backoff:g} s)"
+            )
+        if self.max_retries is not None and self.policy != "on-failure":
+            raise ValueError("max_retries is for policy: on-failure (Docker's on-failure:N)")
+        return self
 
 
 @spec
@@ -211,6 +274,7 @@ class ClusterSpec:
     """
 
     containers: _count(1, LIMITS["containers"]) = 5
+    """How many containers; they are named ``n1`` to ``nN``."""
     zones: Annotated[tuple[Name, ...], Field(min_length=1, max_length=LIMITS["zones"])] = (
         "a",
         "b",
@@ -239,6 +303,15 @@ class ClusterSpec:
     so load raises latency and overload builds a queue."""
     disk: DiskSpec = Field(default_factory=DiskSpec)
     """Each container's disk: sync time, writeback, and whether it lies."""
+    restart: RestartSpec | None = None
+    """The restart policy for containers that crash or stop without a scheduled restart; ``null``:
+    they stay down (``never``)."""
+
+    def _to_data(self) -> dict[str, Any]:
+        data = {f.name: to_data(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        if self.restart is None:
+            del data["restart"]  # a cluster without a restart policy reads as before
+        return data
 
     @field_validator("zones")
     @classmethod
@@ -322,7 +395,9 @@ class KindLatency:
     """One-way latency of one message kind, by link class."""
 
     same_zone: Distribution | None = None
+    """This kind's latency within a zone; ``null`` keeps the link class's."""
     cross_zone: Distribution | None = None
+    """This kind's latency across zones; ``null`` keeps the link class's."""
 
 
 def _kind_shorthand(value: Any) -> Any:
@@ -338,6 +413,30 @@ def _kind_shorthand(value: Any) -> Any:
     return value
 
 
+_KINDS = TypeAdapter(dict[str, KindLatency])
+
+
+def _known_profile(name: str) -> str:
+    if name not in PROFILES:
+        raise ValueError(f"must be one of {', '.join(PROFILES)}")
+    return name
+
+
+def _with_profile(name: str, kinds: dict[str, KindLatency]) -> dict[str, KindLatency]:
+    """Profile ``name``'s kinds under ``kinds``: a link class a given kind leaves unset
+    keeps the profile's."""
+    merged = dict(_KINDS.validate_python(kinds_data(name)))
+    for kind, given in kinds.items():
+        base = merged.get(kind)
+        if base is not None:
+            given = KindLatency(
+                same_zone=base.same_zone if given.same_zone is None else given.same_zone,
+                cross_zone=base.cross_zone if given.cross_zone is None else given.cross_zone,
+            )
+        merged[kind] = given
+    return merged
+
+
 @spec
 class LatencySpec:
     """One-way message latency: by link class, overridden per message kind.
@@ -351,20 +450,43 @@ class LatencySpec:
             {"dist": "exponential", "mean": 0.0005}
         )
     )
+    """One-way latency between two containers in the same zone."""
     cross_zone: Distribution = Field(
         default_factory=lambda: TypeAdapter(Distribution).validate_python(
             {"dist": "lognormal", "median": 0.002, "sigma": 0.3}
         )
     )
+    """One-way latency between containers in different zones."""
     client: Distribution = Field(default_factory=lambda: Constant(value=0.0))
+    """Latency of the client leg, a client to its home container and back."""
+    profile: Annotated[str, AfterValidator(_known_profile)] | None = None
+    """A latency profile of the PBS paper (``lnkd-ssd``, ``lnkd-disk``, ``ymmr``, ``wan``):
+    the WARS legs on the message kinds ``write``, ``ack``, ``read`` and ``read_reply`` (the
+    quorum policy's ``wars`` mode), ``wan`` adding 75 ms between zones; ``kinds`` given
+    beside it override it, link class by link class."""
     kinds: Annotated[dict[Name, KindLatency], Field(default_factory=dict)] = Field(
         default_factory=dict
     )
+    """Latency of a message kind (``write``, ``ack``, ``append``, ... as the policy names them),
+    over the link class's: one distribution for both classes, or one per class."""
 
     @field_validator("kinds", mode="before")
     @classmethod
     def _kinds(cls, value: Any) -> Any:
         return _kind_shorthand(value)
+
+    @model_validator(mode="after")
+    def _profile(self):
+        if self.profile is not None:
+            # Spelled out in kinds, so that the network and a resolved dump see it whole.
+            object.__setattr__(self, "kinds", _with_profile(self.profile, self.kinds))
+        return self
+
+    def _to_data(self) -> dict[str, Any]:
+        data = {f.name: to_data(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        if self.profile is None:
+            del data["profile"]  # a latency without a profile reads (and dumps) as before
+        return data
 
 
 @spec
@@ -380,14 +502,25 @@ class NetworkSpec:
     """
 
     latency: LatencySpec = Field(default_factory=LatencySpec)
+    """One-way message latency, by link class and message kind."""
     loss: Probability = 0.0
+    """The chance that a message between two containers is lost (a client and its home container are
+    not on a link)."""
     duplicate: Probability = 0.0
+    """The chance that a message between two nodes is delivered twice (a client's request never is).
+    """
     fifo: StrictBool = False
+    """Make each ordered pair of containers one FIFO channel, as a TCP connection is: no message
+    overtakes an earlier one on the pair."""
     bandwidth: Bandwidth | None = None
+    """Bytes per second of each ordered pair (``100Mbps``, ``10MB/s``), which then transmits one
+    message at a time; ``null`` means unlimited."""
     message_bytes: _count(1, LIMITS["message_bytes"]) = 200
+    """The size of a message in bytes, which ``bandwidth`` turns into transmission time."""
     message_bytes_by_kind: dict[Name, _count(1, LIMITS["message_bytes"])] = Field(
         default_factory=dict
     )
+    """The size in bytes of each message kind named here, over ``message_bytes``."""
 
 
 _POLICY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}|[A-Za-z_][\w.]{0,199}:[A-Za-z_]\w{0,199}")
@@ -481,8 +614,12 @@ class ClientGroup:
     zone's containers)."""
 
     zone: Name
+    """The zone the clients live in."""
     count: _count(1, LIMITS["clients"]) = 1
+    """How many clients."""
     home: Annotated[str, Field(max_length=200)] | None = None
+    """The container the clients are attached to, their entry point; ``null`` means round-robin over
+    the zone's containers."""
 
 
 @spec
@@ -498,9 +635,14 @@ class RetrySpec:
     """
 
     attempts: _count(0, LIMITS["retry_attempts"]) = 0
+    """How many times an operation is retried after a definite failure (a timeout ends it instead).
+    """
     backoff: NonNegativeDuration = 0.01
+    """The wait before the first retry."""
     multiplier: Annotated[FiniteFloat, Field(ge=1.0, le=LIMITS["retry_multiplier"])] = 2.0
+    """How many times longer each retry waits than the one before."""
     max_backoff: NonNegativeDuration = 1.0
+    """The longest wait before a retry."""
 
 
 @spec
@@ -593,8 +735,12 @@ class CheckSpec:
     search steps (a count, so the answer does not depend on the machine)."""
 
     linearizable: StrictBool = True
+    """Check the history for linearizability at the end of the run."""
     max_ops: _count(1, LIMITS["max_ops"]) = 100_000
+    """Skip the check (``skipped``) when the history holds more operations than this."""
     max_steps: _count(1, LIMITS["max_steps"]) = 5_000_000
+    """Give up (``unknown``) after this many search steps: a count, so that the verdict does not
+    depend on the machine."""
 
 
 def _grid_path(path: str) -> str:
@@ -604,24 +750,6 @@ def _grid_path(path: str) -> str:
     if steps[0] in ("seed", "sweep"):
         raise ValueError(f"{path!r} cannot be swept (seeds are given by sweep.seeds)")
     return path
-
-
-@spec
-class SweepSpec:
-    """A grid of scenarios for ``capsim sweep``: every combination of the ``grid``'s values,
-    each run with ``seeds`` seeds.
-
-    ``grid`` maps a field path (as ``--set`` takes it: ``policy``, ``workload.rate``,
-    ``faults[0].duration``) to the list of values it takes; a value may be a whole mapping
-    (``policy: [{name: raft}, {name: quorum, params: {r: 1, w: 1}}]``). ``seeds`` is a
-    count (the scenario's seed and the ones after it) or an explicit list.
-    """
-
-    grid: Annotated[
-        dict[Annotated[str, AfterValidator(_grid_path)], Annotated[list[Any], Field(min_length=1)]],
-        Field(max_length=32),
-    ] = Field(default_factory=dict)
-    seeds: _count(1, 100_000) | Annotated[tuple[WholeNumber, ...], Field(min_length=1)] = 1
 
 
 @spec
@@ -649,6 +777,76 @@ class TrafficSpec:
 
 
 @spec
+class SweepSpec:
+    """A grid of scenarios for ``capsim sweep``: every combination of the ``grid``'s values,
+    each run with ``seeds`` seeds.
+
+    ``grid`` maps a field path (as ``--set`` takes it: ``policy``, ``workload.rate``,
+    ``faults[0].duration``) to the list of values it takes; a value may be a whole mapping
+    (``policy: [{name: raft}, {name: quorum, params: {r: 1, w: 1}}]``). ``seeds`` is a
+    count (the scenario's seed and the ones after it) or an explicit list.
+    """
+
+    grid: Annotated[
+        dict[Annotated[str, AfterValidator(_grid_path)], Annotated[list[Any], Field(min_length=1)]],
+        Field(max_length=32),
+    ] = Field(default_factory=dict)
+    """A field path (as ``--set`` takes it) for each axis, and the values it takes; every
+    combination of values is one cell."""
+    seeds: _count(1, 100_000) | Annotated[tuple[WholeNumber, ...], Field(min_length=1)] = 1
+    """How many seeds each cell runs (the scenario's seed and the ones after it), or the list of
+    seeds."""
+
+
+@spec
+class AutoscaleSpec:
+    """Add or remove containers as load changes, as a Kubernetes HorizontalPodAutoscaler
+    does.
+
+    Every ``interval`` the autoscaler measures ``metric`` on each container in service and
+    ready, averages it, and computes the HPA's desired count, ``ceil(containers * value /
+    target)``, kept between ``min`` and ``max`` (no change while ``value / target`` is
+    within ``tolerance`` of 1). It scales only once the desired count has stayed above (or
+    below) the current one at every measurement for ``window``: up to the smallest, or down
+    to the largest, desired count seen in that window, so a spike shorter than the window
+    does nothing. It waits until the previous action is serving and ``cooldown`` has passed
+    since it was requested. Containers are added and removed as a ``scale`` action does
+    (removal chooses by the placement rule). ``queue_length``: messages waiting at the
+    container (with ``cluster.service_time`` set); ``request_rate``: client requests that
+    reached it per second over the last interval.
+    """
+
+    metric: Literal["queue_length", "request_rate"] = "request_rate"
+    """What is measured per container: ``queue_length`` or ``request_rate``."""
+    target: Annotated[FiniteFloat, Field(gt=0)]
+    """The value per container to keep: more adds containers, less removes them."""
+    min: _count(1, LIMITS["containers"]) = 1
+    """The fewest containers the autoscaler leaves."""
+    max: _count(1, LIMITS["containers"]) = 10
+    """The most containers the autoscaler starts."""
+    interval: PositiveDuration = 1.0
+    """How often the metric is measured (the HPA's sync period, 15 s by default)."""
+    window: NonNegativeDuration = 5.0
+    """How long the desired count must stay above (below) the current one before scaling."""
+    cooldown: NonNegativeDuration = 30.0
+    """The least time between the requests of two scale actions."""
+    tolerance: Annotated[FiniteFloat, Field(ge=0, lt=1)] = 0.1
+    """No change while the metric is within this fraction of ``target`` (the HPA's 0.1)."""
+    start: NonNegativeDuration = 0.0
+    """When the autoscaler begins measuring, in simulated time."""
+    image: Annotated[str, Field(max_length=400)] | None = None
+    """The image added containers start from; ``null``: as a ``scale`` action chooses."""
+    drain_timeout: PositiveDuration = 30.0
+    """As a ``scale`` action's: how long a removed container may take to drain."""
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be at least min ({self.min})")
+        return self
+
+
+@spec
 class Scenario:
     """A whole scenario: cluster, network, policy, workload and fault schedule.
 
@@ -658,11 +856,20 @@ class Scenario:
     """
 
     name: Annotated[str, Field(max_length=1000)] = "scenario"
+    """The scenario's name, shown in the summary."""
     description: str = ""
+    """One line saying what the scenario shows."""
     seed: Annotated[WholeNumber, AfterValidator(_seed)] = 0
+    """The default random seed (``capsim run --seed N`` overrides it): every random draw derives
+    from it."""
     duration: PositiveDuration = 30.0
+    """How long the main phase lasts, in simulated time; every fault starts within it, and the
+    final phase ends those still in force."""
     settle: NonNegativeDuration = 5.0
+    """How long the final phase waits, after healing every fault, before it reads every key."""
     final_reads: StrictBool = True
+    """Read every key through each of its shard's replicas in the final phase, where durability and
+    convergence are measured."""
     images: Annotated[tuple[Image, ...], Field(min_length=1, max_length=LIMITS["images"])] = (
         Image(name="kvstore"),
     )
@@ -686,13 +893,21 @@ class Scenario:
     traffic: TrafficSpec | None = None
     """A/B traffic: how clients' operations are split between image versions running side by
     side, each measured apart (``by_version`` in the summary)."""
+    autoscale: AutoscaleSpec | None = None
+    """Containers added and removed as a per-container metric moves, as a Kubernetes
+    HorizontalPodAutoscaler does; ``null``: the cluster changes only by ``scale`` actions."""
 
     def _to_data(self) -> dict[str, Any]:
         data = {f.name: to_data(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        for optional in ("sweep", "traffic"):
+        for optional in ("sweep", "traffic", "autoscale"):
             if data[optional] is None:
                 del data[optional]  # absent reads (and replays) as before they existed
         return data
+
+    def scales(self) -> bool:
+        """Whether the cluster's containers can change during the run (scale actions or an
+        autoscaler)."""
+        return self.autoscale is not None or any(isinstance(f, Scale) for f in self.faults)
 
     def image(self, ref: str | None = None) -> Image:
         """The image named ``name:version`` (or ``name``: its first version); default: the
@@ -749,7 +964,8 @@ def load_scenario(
     base_dir: str | None = None,
     overrides: Sequence[str | tuple[list, Any]] = (),
 ) -> Scenario:
-    """Load and check a scenario from a YAML file (or from a dict already parsed).
+    """Load and check a scenario from a YAML file, a JSON file (a name ending ``.json``,
+    read by :func:`read_json`), or a dict already parsed.
 
     The file must hold plain data: mappings with text keys (each key once), lists, text,
     numbers, booleans and null; anchors and aliases are allowed, tags other than those of
@@ -778,7 +994,8 @@ def load_scenario(
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise fail(decode_error(raw, exc)) from None
-        data = read_yaml(text.removeprefix("\ufeff"), source=source)
+        reader = read_json if source.lower().endswith(".json") else read_yaml
+        data = reader(text.removeprefix("\ufeff"), source=source)
         folder = Path(base_dir).resolve() if base_dir else Path(source).resolve().parent
     if overrides:
         from capsim.overrides import apply_overrides
@@ -1032,6 +1249,164 @@ def _kind_of(value: Any) -> str:
     return type(value).__name__
 
 
+# --- JSON as plain data -----------------------------------------------------------------
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_JSON_WORDS = {"true": True, "false": False, "null": None}
+_JSON_NOT_NUMBERS = ("NaN", "-NaN", "Infinity", "-Infinity", "+Infinity")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def read_json(text: str, *, source: str | None = None) -> Any:
+    """Read one JSON value (RFC 8259) as plain data, with the limits of :func:`read_yaml`.
+
+    Numbers are numbers (``1e3`` is 1000.0, which YAML 1.1 would read as text); an integer
+    is an ``int``. Raises :class:`ScenarioError` naming ``source`` and the line of the
+    first problem: text that is not JSON (a trailing comma, a single-quoted string, a
+    comment), ``NaN`` or ``Infinity`` (not JSON, though Python's ``json`` reads them), a
+    number too large for a float, a key given twice in one object, a string holding half
+    of a UTF-16 surrogate pair, nesting deeper than 100 or more than 500,000 values.
+    """
+    depth_limit, value_limit = LIMITS["yaml_depth"], LIMITS["yaml_values"]
+    line, counted = 1, 0  # the line at position `counted`, advanced as the parser moves on
+
+    def line_at(pos: int) -> int:
+        nonlocal line, counted
+        if pos > counted:
+            line += text.count("\n", counted, pos)
+            counted = pos
+        return line
+
+    def fail(pos: int, message: str) -> ScenarioError:
+        return ScenarioError(f"line {line_at(pos)}: {message}", source=source)
+
+    def string_at(pos: int) -> tuple[str, int]:
+        try:
+            value, end = json.decoder.scanstring(text, pos + 1, True)
+        except json.JSONDecodeError as exc:
+            problem = exc.msg.lower().removesuffix(" at").removesuffix(" starting")
+            raise fail(exc.pos, f"not valid JSON ({problem})") from None
+        if _SURROGATE.search(value):
+            raise fail(pos, "a string holds half of a UTF-16 surrogate pair (\\ud800-\\udfff)")
+        return value, end
+
+    stack: list[_Frame] = []
+    total = 0
+    pos = _JSON_SPACE.match(text).end()
+    if pos >= len(text):
+        raise fail(pos, "no JSON value in the file (the smallest scenario is {})")
+    # What may come next: a value, a key, ':' after a key, ',' or the end of the container.
+    expect = "value"
+    while True:
+        pos = _JSON_SPACE.match(text, pos).end()
+        if pos >= len(text):
+            if stack:
+                raise fail(pos, "not valid JSON (the file ends inside an object or array)")
+            break
+        char = text[pos]
+        frame = stack[-1] if stack else None
+        if expect == "end":
+            raise fail(pos, "not valid JSON (more after the end of the value)")
+        if expect == "colon":
+            if char != ":":
+                raise fail(pos, "not valid JSON (expected ':' after the key)")
+            expect, pos = "value", pos + 1
+            continue
+        if expect == "comma":
+            closer = "}" if frame.value.__class__ is dict else "]"
+            if char == ",":
+                expect = "key" if closer == "}" else "value"
+                pos += 1
+                after = _JSON_SPACE.match(text, pos).end()
+                if after < len(text) and text[after] in "}]":
+                    raise fail(after, "not valid JSON (a comma before a closing bracket)")
+                continue
+            if char != closer:
+                raise fail(pos, f"not valid JSON (expected ',' or '{closer}')")
+            char = "close"
+        elif expect == "key":
+            if char == "}" and not frame.value:
+                char = "close"
+            elif char != '"':
+                raise fail(pos, "not valid JSON (expected a key in double quotes)")
+            else:
+                frame.key_line = line_at(pos)
+                frame.key, pos = string_at(pos)
+                expect = "colon"
+                continue
+        elif char == "]" and frame is not None and frame.value.__class__ is list:
+            if frame.value:
+                raise fail(pos, "not valid JSON (expected a value)")
+            char = "close"
+        # A value is complete (a scalar, or a container closed), or a container opens.
+        if char == "close":
+            done = stack.pop()
+            value, pos = done.value, pos + 1
+        elif char in "{[":
+            if len(stack) >= depth_limit:
+                raise fail(pos, f"nested deeper than {depth_limit} levels")
+            total += 1
+            if total > value_limit:
+                raise fail(pos, f"more than {value_limit:,} values")
+            stack.append(_Frame({} if char == "{" else [], line_at(pos), None))
+            expect, pos = ("key" if char == "{" else "value"), pos + 1
+            continue
+        else:
+            total += 1
+            if total > value_limit:
+                raise fail(pos, f"more than {value_limit:,} values")
+            value, pos = _json_scalar(text, pos, string_at, fail)
+        if not stack:
+            expect = "end"
+            result = value
+            continue
+        frame = stack[-1]
+        expect = "comma"
+        if frame.value.__class__ is list:
+            frame.value.append(value)
+            continue
+        first = frame.lines.get(frame.key)
+        if first is not None:
+            raise ScenarioError(
+                f"line {frame.key_line}: the key {echo(frame.key)} is given twice "
+                f"(first on line {first})",
+                source=source,
+            )
+        frame.lines[frame.key] = frame.key_line
+        frame.value[frame.key] = value
+    return result
+
+
+def _json_scalar(text: str, pos: int, string_at, fail) -> tuple[Any, int]:
+    """The JSON string, number, ``true``, ``false`` or ``null`` at ``pos``, and its end."""
+    if text[pos] == '"':
+        return string_at(pos)
+    for word, value in _JSON_WORDS.items():
+        if text.startswith(word, pos):
+            return value, pos + len(word)
+    for word in _JSON_NOT_NUMBERS:
+        if text.startswith(word, pos):
+            raise fail(pos, f"{word} is not allowed: JSON numbers are finite; give a number")
+    match = _JSON_NUMBER.match(text, pos)
+    if match is None:
+        raise fail(
+            pos,
+            "not valid JSON (expected a value: text in double quotes, a number, "
+            "true, false, null, an object or an array)",
+        )
+    number = match.group()
+    if match.group(1) is None and match.group(2) is None:
+        try:
+            return int(number), match.end()
+        except ValueError:  # more digits than Python converts
+            raise fail(pos, f"an integer of {len(number):,} digits is too large") from None
+    value = float(number)
+    if not math.isfinite(value):
+        raise fail(pos, f"{echo(number)} is too large for a number")
+    return value, match.end()
+
+
 # --- references between sections -------------------------------------------------------
 
 
@@ -1122,9 +1497,12 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
                 f"0 to {clients - 1}",
             )
 
+    # Scale actions and an autoscaler add containers (n6, n7, ...) that faults may name.
+    ever = count + _containers_added(scenario, refs, zones, populated, fail)
+
     def known(name: str) -> bool:
         return (
-            is_container_id(name, count)
+            is_container_id(name, ever)
             or name in zones
             or name in ROLE_TARGETS
             or name == "random"
@@ -1133,16 +1511,20 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
     for i, fault in enumerate(scenario.faults):
         where = f"faults[{i}]"
         targets = getattr(fault, "target", None)
+        field = "target"
+        if isinstance(fault, Scale):
+            targets = fault.remove if not isinstance(fault.remove, int) else None
+            field = "remove"
         for target in (targets,) if isinstance(targets, str) else targets or ():
             if not known(target):
                 fail(
-                    f"{where}.target",
+                    f"{where}.{field}",
                     f"unknown container, zone or role {echo(target)} "
-                    f"(containers n1..n{count}, zones {_listed(cluster.zones)}, "
+                    f"(containers n1..n{ever}, zones {_listed(cluster.zones)}, "
                     f"roles {list(ROLE_TARGETS)} or 'random')",
                 )
             if target in zones and target not in populated:
-                fail(f"{where}.target", f"zone {target!r} has no containers")
+                fail(f"{where}.{field}", f"zone {target!r} has no containers")
         _check_groups(fault, where, cluster, populated, fail)
         if isinstance(fault, ZoneOutage):
             if fault.zone not in zones:
@@ -1193,6 +1575,45 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
                     f"{where}.until",
                     f"until {until:g}s is after the scenario's duration ({scenario.duration:g}s)",
                 )
+
+
+def _containers_added(scenario: Scenario, refs: dict, zones: set, populated: set, fail) -> int:
+    """The most containers scale actions and the autoscaler may add (their ids follow
+    ``n<containers>``), after checking their images and zones; zones they add to count as
+    populated."""
+    added = 0
+    for i, fault in enumerate(scenario.faults):
+        if not isinstance(fault, Scale):
+            continue
+        if fault.image is not None and fault.image not in refs:
+            try:
+                scenario.image(fault.image)
+            except KeyError:
+                fail(
+                    f"faults[{i}].image",
+                    f"unknown image {echo(fault.image)}; images: {_listed(sorted(refs))}",
+                )
+        if fault.zone is not None:
+            if fault.zone not in zones:
+                fail(
+                    f"faults[{i}].zone",
+                    f"unknown zone {echo(fault.zone)}; zones: {_listed(sorted(zones))}",
+                )
+            populated.add(fault.zone)
+        if fault.add is not None:
+            added += fault.add
+    autoscale = scenario.autoscale
+    if autoscale is not None:
+        if autoscale.image is not None:
+            try:
+                scenario.image(autoscale.image)
+            except KeyError:
+                fail(
+                    "autoscale.image",
+                    f"unknown image {echo(autoscale.image)}; images: {_listed(sorted(refs))}",
+                )
+        added += autoscale.max
+    return min(added, LIMITS["containers"])
 
 
 def _check_groups(fault: Any, where: str, cluster: ClusterSpec, populated: set, fail) -> None:

@@ -10,6 +10,9 @@ Pure functions of the scenario (no simulation), so analysis and users can ask th
   a second ring (``vnodes`` points per container) clockwise from the shard's hash, taking a
   container from a zone not yet used while unused zones remain, then any container not yet
   taken. A shard's replicas are listed in container order (``n1`` before ``n2``).
+* A scale action changes the containers but not the shards or the keys' ring:
+  :meth:`Placement.rescaled` walks the container ring again, which moves only what it
+  must (see :func:`replicate`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import networkx as nx
 
 from capsim.scenario import Scenario, container_ids
 
-__all__ = ["Placement", "place", "topology_graph", "ring_hash"]
+__all__ = ["Placement", "place", "replicate", "topology_graph", "ring_hash"]
 
 
 def ring_hash(text: str) -> int:
@@ -56,6 +59,20 @@ class Placement:
         """The shards with a replica on ``container``, in order."""
         return list(self._by_container.get(container, ()))
 
+    def rescaled(
+        self,
+        containers: list[str] | tuple[str, ...],
+        zone_of: dict[str, str],
+        replication_factor: int | None,
+        vnodes: int,
+    ) -> Placement:
+        """The placement on ``containers`` (ids in container order, each zoned by
+        ``zone_of``): the same shards and keys, replicas chosen again by :func:`replicate`."""
+        ids = tuple(sorted(containers, key=lambda cid: int(cid[1:])))
+        zones = {cid: zone_of[cid] for cid in ids}
+        replicas = replicate(ids, zones, len(self.replicas), replication_factor, vnodes)
+        return Placement(ids, zones, replicas, self.shard_tokens, self.shard_owner)
+
     @cached_property
     def _by_container(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -75,19 +92,45 @@ def place(scenario: Scenario) -> Placement:
     cluster = scenario.cluster
     ids = container_ids(cluster.containers)
     zone_of = cluster.zone_of()
-    order = {cid: i for i, cid in enumerate(ids)}
-    rf = cluster.rf
-    zones_total = len(set(zone_of.values()))
-
-    points = sorted(
-        (ring_hash(f"container/{cid}/{v}"), cid) for cid in ids for v in range(cluster.vnodes)
+    replicas = replicate(ids, zone_of, cluster.shards, cluster.replication_factor, cluster.vnodes)
+    tokens = sorted(
+        (ring_hash(f"key-range/{shard}/{v}"), shard)
+        for shard in range(cluster.shards)
+        for v in range(cluster.vnodes)
     )
+    return Placement(
+        containers=tuple(ids),
+        zone_of=zone_of,
+        replicas=replicas,
+        shard_tokens=tuple(t for t, _ in tokens),
+        shard_owner=tuple(s for _, s in tokens),
+    )
+
+
+def replicate(
+    ids: list[str] | tuple[str, ...],
+    zone_of: dict[str, str],
+    shards: int,
+    replication_factor: int | None,
+    vnodes: int,
+) -> tuple[tuple[str, ...], ...]:
+    """The replicas of each of ``shards`` shards on containers ``ids`` (in container
+    order), by the rule in the module docstring; ``replication_factor`` ``None`` means
+    every container, and a factor above the number of containers is cut to it.
+
+    A container's ring points depend only on its id, so adding a container changes the
+    replicas of exactly the shards whose walk now chooses it (each such shard gets the new
+    container), and removing one changes exactly the shards that had chosen it: the rest
+    keep their replicas, as consistent hashing promises."""
+    rf = len(ids) if replication_factor is None else min(replication_factor, len(ids))
+    order = {cid: i for i, cid in enumerate(ids)}
+    zones_total = len({zone_of[cid] for cid in ids})
+    if rf == len(ids):
+        return tuple(tuple(ids) for _ in range(shards))
+    points = sorted((ring_hash(f"container/{cid}/{v}"), cid) for cid in ids for v in range(vnodes))
     hashes = [h for h, _ in points]
     replicas = []
-    for shard in range(cluster.shards):
-        if rf == len(ids):
-            replicas.append(tuple(ids))
-            continue
+    for shard in range(shards):
         walk = _Walk(points, bisect.bisect_left(hashes, ring_hash(f"shard/{shard}")))
         chosen: list[str] = []
         zones_used: set[str] = set()
@@ -109,19 +152,7 @@ def place(scenario: Scenario) -> Placement:
             if cid not in chosen:
                 chosen.append(cid)
         replicas.append(tuple(sorted(chosen, key=order.__getitem__)))
-
-    tokens = sorted(
-        (ring_hash(f"key-range/{shard}/{v}"), shard)
-        for shard in range(cluster.shards)
-        for v in range(cluster.vnodes)
-    )
-    return Placement(
-        containers=tuple(ids),
-        zone_of=zone_of,
-        replicas=tuple(replicas),
-        shard_tokens=tuple(t for t, _ in tokens),
-        shard_owner=tuple(s for _, s in tokens),
-    )
+    return tuple(replicas)
 
 
 class _Walk:

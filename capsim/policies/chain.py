@@ -118,6 +118,15 @@ see a timeout (``info``). A crashed middle member costs nothing of the kind: its
 predecessor resends the requests with their entries, and the unchanged tail answers
 each once.
 
+Membership changes (scale actions) go through the manager, which already adds and
+removes members: a replica a scale action places on a container starts outside the chain
+(not ready for clients), pings the manager, and is added at the tail one at a time, after
+copying the tail's log, like a recovered member (the copy is ordinary appends). A member
+whose container no longer hosts the shard is removed from the chain (once no newcomer is
+joining, and only while another working member remains) and then stopped. The manager
+stays on the container the rule above chose at boot (``hosts(initial=True)``): removing
+that container leaves the chains without a manager.
+
 Roles: ``head``, ``middle``, ``tail`` (a chain of one reports ``head``), ``joining`` for
 a newcomer that has not caught up, and ``standby`` for a replica outside the chain or
 restarted and not yet back. No replica reports ``primary`` or ``leader``, so fault targets
@@ -142,6 +151,8 @@ __all__ = ["Chain", "Manager", "Params"]
 
 # Fields of a log entry: (op, key, value, request id).
 OP, KEY, VALUE, REQ = range(4)
+#: Bytes of an append copying the log to a newcomer: a header and so much per entry.
+HEADER_BYTES, ENTRY_BYTES = 64, 100
 
 #: Appends held while an earlier one is missing (beyond this, refuse and ask for a resend).
 MAX_EARLY = 64
@@ -263,7 +274,10 @@ class Manager(Node):
         st = self.shards.get(shard)
         if st is not None or shard in self.not_mine:
             return st
-        if manager_of(self.params, self.containers(), self.hosts(shard)) != self.id:
+        boot = manager_of(
+            self.params, self.containers(initial=True), self.hosts(shard, initial=True)
+        )
+        if boot != self.id:
             self.not_mine.add(shard)
             return None
         self.role = "manager"
@@ -376,6 +390,11 @@ class Manager(Node):
                 self.reconfigure(st, [back[0]], None, revived=back[0])
             return
         joiner = st.joiner
+        hosts = self.hosts(st.shard)
+        if joiner is not None and joiner not in hosts:
+            # A scale action took the shard from the newcomer's container: stop adding it.
+            self.reconfigure(st, [m for m in chain if m != joiner], None)
+            return
         if joiner is not None:
             info = st.info.get(joiner)
             stuck = info is None or st.live - info[3] >= self.k
@@ -385,7 +404,13 @@ class Manager(Node):
                 st.evicting.add(joiner)
                 st.barred[joiner] = st.ticks + 4 * self.k
             return
-        for host in self.hosts(st.shard):
+        rest = [m for m in chain if m in hosts]
+        if len(rest) < len(chain) and any(self.working(st, m) for m in rest):
+            # Members whose containers a scale action took the shard from: out of the chain
+            # (then stopped), once the rest can carry on.
+            self.reconfigure(st, rest, None)
+            return
+        for host in hosts:
             if host in chain or st.barred.get(host, -1) > st.ticks:
                 continue
             info = st.info.get(host)
@@ -463,7 +488,9 @@ class Chain(Node):
         self.data: dict[str, Any] = {}
         self.version: dict[str, int] = {}
         self.applied = 0
-        self.manager = manager_of(params, self.containers(), self.hosts())
+        self.manager = manager_of(
+            params, self.containers(initial=True), self.hosts(initial=True)
+        )  # the manager chosen at boot, wherever scale actions have moved the shard since
         first_boot = "boot" not in durable
         self.boot = durable.get("boot", 0) + 1
         durable["boot"] = self.boot
@@ -477,6 +504,9 @@ class Chain(Node):
         self.apply(self.commit, answering=False)
         # Configuration: a first boot is a member of the initial chain; a restarted node
         # has lost what it was doing and waits to be taken back.
+        if first_boot and self.id not in self.peers:
+            first_boot = False  # placed here by a scale action: join like a restarted node
+            self.set_ready(False)
         if first_boot:
             self.active = True
             self.config, self.chain, self.joiner = 0, tuple(self.peers), None
@@ -520,6 +550,10 @@ class Chain(Node):
 
     def booted(self) -> None:
         self.ping()
+
+    def on_hosts_changed(self) -> None:
+        """Nothing here: the manager sees the new hosts (``hosts``) at its next check and
+        changes the chain itself (see the module docstring)."""
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -637,6 +671,7 @@ class Chain(Node):
 
     def activate(self) -> None:
         """A newcomer has caught up with its predecessor: it is the tail now."""
+        self.set_ready(True)
         self.active = True
         self.activated_in = self.config
         self.handoff = None
@@ -804,7 +839,7 @@ class Chain(Node):
             start = end
         entries, reqs, step = self.entries, self.reqs, self.params.max_batch
         succ, config, commit = self.succ, self.config, self.commit
-        if end - start == 1:  # the usual case under load: one new entry
+        if end - start == 1 and succ != self.joiner:  # the usual case under load: one entry
             req = reqs.get(start) if reqs else None
             rq = None if req is None else [(start, req)]
             self.send(succ, "append", (config, start, entries[start:end], rq, commit, end))
@@ -815,7 +850,12 @@ class Chain(Node):
             rq = None
             if reqs:
                 rq = [(i, reqs[i]) for i in range(start, stop) if i in reqs] or None
-            self.send(succ, "append", (config, start, entries[start:stop], rq, commit, end))
+            body = (config, start, entries[start:stop], rq, commit, end)
+            if succ == self.joiner and stop > start:
+                # Copying the log to a newcomer: its size counts against bandwidth.
+                self.send(succ, "append", body, size=HEADER_BYTES + ENTRY_BYTES * (stop - start))
+            else:
+                self.send(succ, "append", body)
             start = stop
             if start >= end:
                 break

@@ -109,6 +109,22 @@ writes. A restarted replica comes back as a backup that counts its silence from 
 restart; at the very first boot the ``initial_primary`` takes epoch 1 without an
 election (elections start at epoch 2).
 
+Membership changes (scale actions) go through the primary's log, one replica at a time
+(as Raft's single-server changes): a configuration is a log entry listing the replicas
+that vote and count towards ``acks``; every replica uses the latest one in its log, from
+the moment it is appended (before any, the shard's hosts at boot). When the shard's hosts
+change (:meth:`PrimaryBackup.on_hosts_changed`, and at every tick while they differ) the
+primary ships its log to a new host as a non-voting learner, in rounds, and once a round
+ends within ``failure_timeout`` appends a configuration with it; it removes a replica
+(itself last) by appending a configuration without it. A change starts only once the
+previous configuration entry and the epoch's no-op are committed, so the majorities of two
+configurations in force at once overlap. Entries shipped to a learner carry their size
+(``64 + 100`` bytes each), so bandwidth slows the transfer. A committed configuration
+becomes the shard's membership (``set_members``); a primary left out of it steps down
+(and the others elect, after ``failure_timeout``), and a removed replica is stopped.
+Only replicas in the configuration promote themselves, vote, or count; a replica outside
+it is not ready for clients (``set_ready``).
+
 Failover time, from the last heartbeat a majority heard: between ``failure_timeout +
 2 * heartbeat_interval`` and ``1.5 * failure_timeout + 5 * heartbeat_interval``, plus a
 few round trips and fsyncs for the pre-vote, the votes and the first commit (0.6 to 1 s
@@ -129,6 +145,10 @@ __all__ = ["PrimaryBackup"]
 
 # Fields of a log entry: (op, key, value, request id, epoch).
 OP, KEY, VALUE, REQ, EPOCH = range(5)
+#: A configuration entry: (CONFIG, None, replicas, None, epoch).
+CONFIG = "config"
+#: Bytes of an append shipped to a learner: a header and so much per entry.
+HEADER_BYTES, ENTRY_BYTES = 64, 100
 NEVER = float("-inf")
 #: Times a candidate defers to a more up-to-date replica before it runs anyway.
 MAX_DEFERRALS = 2
@@ -201,16 +221,19 @@ class PrimaryBackup(Node):
         self.interval = p.heartbeat_interval
         self.timeout = p.failure_timeout
         self.max_batch = p.max_batch
-        peers = self.peers
-        self.rank = {peer: i for i, peer in enumerate(peers)}
-        self.others = [peer for peer in peers if peer != self.id]
-        self.majority = len(peers) // 2 + 1
+        self.role = "backup"
         # Silence is counted in ticks. A message heard between ticks k and k + 1 sets
         # `heard` to k, so `ticks - heard >= n` means at least (n - 1) intervals passed.
         timeout_ticks = math.ceil(self.timeout / self.interval - 1e-9)
         self.step_ticks = timeout_ticks
         self.vote_ticks = timeout_ticks + 1
         self.entries = self.durable.log("log")
+        # The configuration: the latest in the log (indices of its configuration entries,
+        # in order), else the shard's hosts at boot.
+        self.config_at = [i for i, e in enumerate(self.entries) if e[OP] == CONFIG]
+        self.learning: dict[str, tuple[int, int]] = {}  # learner -> round (end, start tick)
+        self.configure()
+        peers = self.config
         # Where each request id sits in our log: a retried or duplicated request is
         # appended once, and never refused while it may still take effect.
         self.seen = {
@@ -253,13 +276,150 @@ class PrimaryBackup(Node):
             "voted": self.on_voted,
             "nominate": self.on_nominate,
         }
-        initial = p.initial_primary or peers[0]
+        initial = p.initial_primary or self.hosts(initial=True)[0]
         if initial not in self.rank:
             self.log(f"initial_primary {initial!r} is not a replica here: {peers[0]} instead")
             initial = peers[0]
-        if self.term == 0 and not self.entries and self.id == initial:
+        # (A member: a replica a scale action placed here later starts outside the
+        # membership, and must never take epoch 1 again.)
+        if self.term == 0 and not self.entries and self.id == initial and self.id in self.peers:
             self.claim(1)
         self.set_timer(self.interval, self.tick)
+
+    # -- the configuration -----------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Adopt the latest configuration in the log: who votes and counts, ranks, majority,
+        readiness."""
+        at = self.config_at
+        config = self.entries[at[-1]][VALUE] if at else self.hosts(initial=True)
+        self.config = config
+        self.voter = self.id in config
+        self.rank = {peer: i for i, peer in enumerate(config)}
+        self.voters = [peer for peer in config if peer != self.id]
+        self.majority = len(config) // 2 + 1
+        self.set_ready(self.voter)
+        if self.role == "primary":
+            self.followers()
+        else:
+            self.others = self.voters
+
+    def followers(self) -> None:
+        """A primary's backups: the voters, members a committed configuration has not yet
+        removed, and hosts catching up (learners)."""
+        me, ticks = self.id, self.ticks
+        listed = [*self.config, *self.peers, *self.hosts()]
+        others = list(dict.fromkeys(p for p in listed if p != me))
+        for peer in others:
+            if peer not in self.match:  # new to this primary: ship it everything
+                self.match[peer] = 0
+                self.floor[peer] = 0
+                self.next[peer] = 0
+                self.progress[peer] = ticks
+                self.contact[peer] = ticks
+                self.sent_tick[peer] = ticks
+                self.acked_sent[peer] = NEVER
+        self.others = others
+
+    def config_appended(self, start: int) -> None:
+        """Entries from ``start`` on were appended: note configuration entries among them."""
+        entries = self.entries
+        found = False
+        for index in range(start, len(entries)):
+            if entries[index][OP] == CONFIG:
+                self.config_at.append(index)
+                found = True
+        if found:
+            self.configure()
+
+    def config_cut(self, index: int) -> None:
+        """The log was cut at ``index``: configuration entries from there on are gone."""
+        if self.config_at and self.config_at[-1] >= index:
+            self.config_at = [i for i in self.config_at if i < index]
+            self.configure()
+
+    def on_hosts_changed(self) -> None:
+        if self.role == "primary":
+            self.followers()
+            self.changing = True
+            self.reconfigure()
+
+    def committed_config(self) -> None:
+        """The epoch's no-op and every configuration entry are committed: publish the
+        configuration as the membership; step down if it leaves us out."""
+        if self.config_at and self.config_at[-1] >= self.commit:
+            return
+        self.set_members(self.config)
+        self.followers()
+        if not self.voter:
+            self.log(f"leaving the configuration in epoch {self.term}: stepping down")
+            self.waiting = {}
+            self.role = "backup"
+            self.primary = None
+            return
+        self.reconfigure()
+
+    def reconfigure(self) -> None:
+        """Move the configuration one replica towards the shard's hosts: add a caught-up
+        learner, else remove a replica (ourselves last), once the previous change and the
+        epoch's no-op are committed."""
+        if self.role != "primary":
+            return
+        hosts = self.hosts()
+        config = self.config
+        adding = [h for h in hosts if h not in config]
+        removing = [m for m in config if m not in hosts]
+        if not adding and not removing:
+            self.changing = False
+            self.learning = {}
+            return
+        if not self.settled():
+            return
+        for learner in [p for p in self.learning if p not in adding]:
+            del self.learning[learner]
+        if adding:
+            learner = adding[0]
+            if learner not in self.learning:
+                self.log(f"shipping the log to {learner} before adding it")
+                self.learning[learner] = (len(self.entries), self.ticks)
+                self.send_entries(learner, self.floor[learner], len(self.entries))
+            self.caught_up(learner)
+            return
+        others = [m for m in removing if m != self.id]
+        leaving = others[0] if others else self.id
+        self.change_config(tuple(m for m in config if m != leaving), f"removing {leaving}")
+
+    def settled(self) -> bool:
+        """Whether the epoch's no-op and the latest configuration entry are committed."""
+        return self.commit >= self.read_barrier and not (
+            self.config_at and self.config_at[-1] >= self.commit
+        )
+
+    def caught_up(self, learner: str) -> None:
+        """End a round if ``learner`` holds its end: add it if the round took less than
+        ``failure_timeout``, else begin another."""
+        end, began = self.learning[learner]
+        if self.match[learner] < end:
+            return
+        if self.ticks - began < self.step_ticks:
+            del self.learning[learner]
+            if self.settled():
+                order = {p: i for i, p in enumerate(self.containers())}
+                added = sorted((*self.config, learner), key=lambda p: order.get(p, len(order)))
+                self.change_config(tuple(added), f"adding {learner}")
+        else:
+            self.learning[learner] = (len(self.entries), self.ticks)
+
+    def change_config(self, config: tuple[str, ...], why: str) -> None:
+        """Append a configuration entry (it takes effect at once) and replicate it."""
+        self.log(f"configuration {' '.join(config)} ({why}) in epoch {self.term}")
+        entries = self.entries
+        index = len(entries)
+        entries.append((CONFIG, None, config, None, self.term))
+        self.config_at.append(index)
+        self.configure()
+        self.sync(self.on_synced, index + 1, self.cuts)
+        self.replicate(index + 1)
 
     # -- the failure detector ---------------------------------------------------------------
 
@@ -279,7 +439,13 @@ class PrimaryBackup(Node):
             self.durable["commit"] = self.commit
         if self.role == "primary":
             self.primary_tick()
-        elif self.ticks >= self.next_try and self.ticks - self.heard >= self.fire_ticks:
+            if self.changing and self.role == "primary":
+                self.reconfigure()
+        elif (
+            self.ticks >= self.next_try
+            and self.ticks - self.heard >= self.fire_ticks
+            and self.voter  # only a replica in the configuration promotes itself
+        ):
             self.promote()
         self.set_timer(self.interval, self.tick)
 
@@ -306,9 +472,9 @@ class PrimaryBackup(Node):
         self.replies = {}
         last_epoch, length = self.position()
         body = (self.probe_round, self.term, last_epoch, length)
-        for peer in self.others:
+        for peer in self.voters:
             self.send(peer, "probe", body)
-        if not self.others:
+        if not self.voters:
             self.decide(self.probe_round)
         else:
             self.set_timer(self.interval, self.decide, self.probe_round)
@@ -323,7 +489,7 @@ class PrimaryBackup(Node):
         if self.role != "candidate" or replies is None or msg.body[0] != self.probe_round:
             return
         replies[msg.src] = msg.body[1:]
-        if len(replies) == len(self.others):
+        if len(replies) == len(self.voters):
             self.decide(self.probe_round)
 
     def decide(self, probe_round: int) -> None:
@@ -336,7 +502,7 @@ class PrimaryBackup(Node):
         mine = self.position()
         best, best_key, best_hears = None, (mine[0], mine[1], -self.rank[self.id]), False
         grants, top, someone_hears = 1, self.term, False
-        for peer in self.others:  # in peer order: deterministic
+        for peer in self.voters:  # in peer order: deterministic
             answer = replies.get(peer)
             if answer is None:
                 continue
@@ -377,12 +543,12 @@ class PrimaryBackup(Node):
             self.role = "backup"
 
     def on_nominate(self, msg: Message) -> None:
-        if self.role == "backup" and not self.hears_primary():
+        if self.role == "backup" and not self.hears_primary() and self.voter:
             self.promote()
 
     def own_epoch(self, top: int) -> int:
         """The next epoch above ``top`` (and above 1) that only this replica may take."""
-        n = len(self.peers)
+        n = len(self.config)
         base = max(top, 1) + 1
         return base + (self.rank[self.id] - base) % n
 
@@ -413,7 +579,7 @@ class PrimaryBackup(Node):
             self.become_primary()
             return
         last_epoch, length = self.position()
-        for peer in self.others:
+        for peer in self.voters:
             self.send(peer, "vote", (epoch, last_epoch, length))
 
     def on_vote(self, msg: Message) -> None:
@@ -443,7 +609,8 @@ class PrimaryBackup(Node):
         votes = self.votes
         if not granted or votes is None or self.role != "candidate" or epoch != self.term:
             return
-        votes.add(msg.src)
+        if msg.src in self.rank:  # only votes of the configuration count
+            votes.add(msg.src)
         if len(votes) >= self.majority:
             self.votes = None
             self.become_primary()
@@ -475,7 +642,7 @@ class PrimaryBackup(Node):
         entries.append(("noop", None, None, None, term))
         end = len(entries)
         self.read_barrier = end
-        others = self.others
+        others = self.voters
         ticks = self.ticks
         self.match = dict.fromkeys(others, 0)  # entries a backup holds on disk, as it says
         # Entries a backup is presumed to share with us: we send from there, and lower it
@@ -488,6 +655,9 @@ class PrimaryBackup(Node):
         self.acked_sent = dict.fromkeys(others, NEVER)
         self.lease_base = NEVER
         self.waiting = {}
+        self.learning = {}
+        self.followers()
+        self.changing = set(self.hosts()) != set(self.config)
         self.sync(self.on_synced, end, self.cuts)
         self.replicate(end, heartbeat=True)
 
@@ -498,7 +668,7 @@ class PrimaryBackup(Node):
         others = self.others
         if self.fenced:
             contact, step = self.contact, self.step_ticks
-            fresh = 1 + sum(1 for b in others if ticks - contact[b] <= step)
+            fresh = self.voter + sum(1 for b in self.voters if ticks - contact[b] <= step)
             if fresh < self.majority:
                 self.log(f"stepping down from epoch {self.term}: no majority for {self.timeout} s")
                 self.waiting = {}
@@ -592,9 +762,10 @@ class PrimaryBackup(Node):
         age = now - self.lease_base
         if 0 <= age < self.timeout:
             return True
-        if self.majority == 1:
+        if self.majority == 1 and self.voter:
             return True
-        base = sorted(self.acked_sent.values(), reverse=True)[self.majority - 2]
+        acked = sorted([self.acked_sent[b] for b in self.voters], reverse=True)
+        base = acked[self.majority - 2] if self.voter else acked[self.majority - 1]
         self.lease_base = base
         age = now - base
         return 0 <= age < self.timeout
@@ -638,7 +809,11 @@ class PrimaryBackup(Node):
             batch = batch[1:]
         else:
             batch, prev_epoch = entries[:stop], 0
-        self.send(backup, "append", (self.term, start, prev_epoch, batch, self.commit))
+        body = (self.term, start, prev_epoch, batch, self.commit)
+        if backup in self.rank or not batch:
+            self.send(backup, "append", body)
+        else:  # shipping the log to a learner: its size counts against bandwidth
+            self.send(backup, "append", body, size=HEADER_BYTES + ENTRY_BYTES * len(batch))
         self.next[backup] = stop
         self.sent_tick[backup] = self.ticks
 
@@ -667,6 +842,8 @@ class PrimaryBackup(Node):
                 self.progress[backup] = self.ticks
                 if length > self.commit and self.synchronous:
                     self.advance()
+                if backup in self.learning:
+                    self.caught_up(backup)
             shared = self.floor[backup]
             if length > shared:
                 self.floor[backup] = length
@@ -691,10 +868,14 @@ class PrimaryBackup(Node):
         in order and answer its clients."""
         on_disk = self.on_disk
         if self.synchronous:
-            if self.all_acks:
-                commit = min(on_disk, *self.match.values()) if self.match else on_disk
+            match = self.match
+            held = [match[b] for b in self.voters]
+            if not self.voter:  # leaving: our own disk does not count
+                commit = min(held) if self.all_acks else sorted(held)[-self.majority]
+            elif self.all_acks:
+                commit = min(on_disk, *held) if held else on_disk
             elif self.majority > 1:
-                commit = sorted(self.match.values(), reverse=True)[self.majority - 2]
+                commit = sorted(held, reverse=True)[self.majority - 2]
                 if commit > on_disk:
                     commit = on_disk  # never past our own disk: a crash must not lose it
             else:
@@ -705,6 +886,7 @@ class PrimaryBackup(Node):
             commit = on_disk
             if commit <= self.commit:
                 return
+        published = self.commit
         self.commit = commit
         first = self.applied
         self.apply_to(commit)
@@ -714,6 +896,10 @@ class PrimaryBackup(Node):
                 req = waiting.pop(index, None)
                 if req is not None:
                     self.answer(req, index)
+        if commit >= self.read_barrier and (
+            published < self.read_barrier or self.config_at[-1:] >= [published]
+        ):
+            self.committed_config()
 
     # -- a backup ------------------------------------------------------------------------------
 
@@ -750,9 +936,12 @@ class PrimaryBackup(Node):
                 log.extend(new)
                 if count == 1:
                     seen[new[0][REQ]] = start
+                    if new[0][OP] == CONFIG:
+                        self.config_appended(start)
                 else:
                     for index, entry in enumerate(new, start):
                         seen[entry[REQ]] = index
+                    self.config_appended(start)
         else:
             # Skip the entries we hold already (one epoch writes each index once), drop a
             # conflicting suffix, append the rest.
@@ -764,6 +953,7 @@ class PrimaryBackup(Node):
                     for entry in log[index:]:
                         seen.pop(entry[REQ], None)
                     log.truncate(index)
+                    self.config_cut(index)
                     if self.on_disk > index:
                         self.on_disk = index
                     self.cuts += 1
@@ -774,6 +964,7 @@ class PrimaryBackup(Node):
                 log.extend(new[index - start :])
                 for at, entry in enumerate(new[index - start :], index):
                     seen[entry[REQ]] = at
+                self.config_appended(index)
         if commit > self.commit:
             upto = commit if commit < shared else shared
             if upto > self.commit:

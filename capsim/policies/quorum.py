@@ -120,6 +120,22 @@ Modes for checking against the PBS analysis (Bailis et al., VLDB 2012):
 Both analytic modes turn off read repair, anti-entropy and hinted handoff (setting any of
 them to ``true`` is refused), so that nothing but the model's own messages moves data.
 
+Membership changes (scale actions) hand key ranges over, as Dynamo's nodes do when they
+join and leave the ring. The membership is the shard's ring state, which every replica
+reads (``peers``) and a joining or leaving replica changes (``set_members``), in container
+order. A replica a scale action places on a new host starts outside the membership, not
+ready for clients: it asks every member for the keys whose preference list, with it
+added, includes it (``join``; the answer, ``transfer``, carries ``64 + 100`` bytes per
+key), merges and syncs each answer, and joins once the members that answered meet
+every old preference list in at least ``n - w + 1`` replicas (so they intersect every
+write quorum: no acknowledged write is missed), asking again every ``handoff_interval``.
+A member whose container no longer hosts the shard leaves: it stops storing and
+acknowledging writes (so no write is acknowledged on its copy alone), is not ready for
+clients, pushes each staying member the keys whose preference list, without it, includes
+that member (``handover``), and, once every staying member has its copy on disk, leaves
+the membership (then it is stopped), again retrying every ``handoff_interval``.
+Anti-entropy then fills in what moved while the change was under way.
+
 Measurement. :meth:`Quorum.value_of` is what a read served by that replica alone would
 return, and its version the clocks held. capsim's convergence figures compare every
 replica of a shard, so with ``n`` below the replication factor a replica outside a key's
@@ -172,6 +188,8 @@ _HINT = "h/"
 EMPTY: tuple = ()
 #: Ticks of a coordinator's expiry timer per ``request_timeout`` (see ``_sweep``).
 SWEEPS = 4
+#: Bytes of a key range handed over: a header and so much per key.
+HEADER_BYTES, KEY_BYTES = 64, 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -407,6 +425,8 @@ class _Coordinating(Node):
 
     #: Whether this node holds replicas (and handles its own copy without a message).
     local = False
+    #: Whether this replica is leaving the membership (it then stores nothing new).
+    leaving = False
 
     def _begin(self) -> None:
         params = self.params
@@ -540,7 +560,7 @@ class _Coordinating(Node):
         for target in targets:
             if target != me:
                 self.send(target, "write", body, shard=op.dest)
-        if me is not None and me in targets:
+        if me is not None and me in targets and not self.leaving:
             self._apply(key, versions)
             self.sync(self._local_ack, op.no)
 
@@ -683,8 +703,8 @@ class _Coordinating(Node):
         count = len(containers)
         taken = set(self.preference(op.shard, op.key))
         for intended in op.targets:
-            if intended in op.heard:
-                continue
+            if intended in op.heard or intended not in containers:
+                continue  # acknowledged, or its container was removed (a scale action)
             start = containers.index(intended)
             for step in range(1, count):
                 holder = containers[(start + step) % count]
@@ -695,7 +715,10 @@ class _Coordinating(Node):
                     break
 
     def _apply(self, key: str, versions: tuple) -> bool:
-        """Merge ``versions`` into this node's state of ``key``; whether it changed."""
+        """Merge ``versions`` into this node's state of ``key``; whether it changed (never,
+        while leaving: what it holds is being handed over)."""
+        if self.leaving:
+            return False
         store = self.store
         old = store.get(key, EMPTY)
         new = merge_versions(old, versions, self.lww)
@@ -804,6 +827,17 @@ class Quorum(_Coordinating):
             if name.startswith(_DATA):
                 self.store[name[len(_DATA) :]] = _decode(self.durable[name])
         self._begin()
+        # Membership changes: joining (a new host pulling its ranges), leaving (a member
+        # whose container no longer hosts the shard, handing its ranges over).
+        self.leaving = False
+        self.answered: dict[str, bool] = {}  # members whose ranges we hold (joining), or
+        # staying members that hold our ranges (leaving), in the order they answered
+        self.joining = self.id not in self.peers
+        if self.joining:
+            self.set_ready(False)
+            self.pull()
+        elif self.id not in self.hosts():
+            self.on_hosts_changed()  # restarted while leaving: hand over again
         params = self.params
         anti_entropy = params.anti_entropy
         if anti_entropy is None:
@@ -826,6 +860,8 @@ class Quorum(_Coordinating):
                 self._heard_read(op, msg.src, versions)
         elif kind == "write":
             no, key, versions = msg.body
+            if self.leaving:
+                return  # no acknowledgement may rest on a copy about to go
             self._apply(key, versions)
             self.sync(self.reply, msg, "ack", no)
         elif kind == "read":
@@ -845,8 +881,139 @@ class Quorum(_Coordinating):
         elif kind == "ae_push":
             for key, versions in msg.body.items():
                 self._apply(key, versions)
+        elif kind == "join":
+            self.on_join(msg)
+        elif kind == "transfer":
+            self.on_transfer(msg)
+        elif kind == "handover":
+            self.on_handover(msg)
+        elif kind == "handover_ack":
+            self.on_handover_ack(msg)
         else:
             self._coordinator_message(msg)
+
+    # -- membership changes: handing key ranges over -------------------------------------------
+
+    def ring(self, members: tuple[str, ...], key: str) -> tuple[str, ...]:
+        """``key``'s preference list were the membership ``members``."""
+        try:
+            n, _, _ = self.params.counts(len(members))
+        except ValueError:
+            return members  # fewer members than n: every one
+        size = len(members)
+        if n == size:
+            return members
+        start = _stable_hash(key) % size
+        return tuple(members[(start + i) % size] for i in range(n))
+
+    def in_order(self, names) -> tuple[str, ...]:
+        order = {c: i for i, c in enumerate(self.containers())}
+        return tuple(sorted(names, key=lambda c: order.get(c, len(order))))
+
+    def ranges(self, members: tuple[str, ...], holder: str) -> dict[str, tuple]:
+        """Our versions of the keys whose preference list, with ``members``, has ``holder``."""
+        return {
+            key: versions
+            for key, versions in self.store.items()
+            if holder in self.ring(members, key)
+        }
+
+    def on_hosts_changed(self) -> None:
+        if self.id in self.peers and self.id not in self.hosts() and not self.leaving:
+            self.leaving = True
+            self.set_ready(False)
+            self.answered = {}
+            self.log("leaving: handing key ranges over")
+            self.hand_over()
+
+    def pull(self) -> None:
+        """Joining: ask every member that has not answered for our ranges."""
+        if not self.joining:
+            return
+        if self.id in self.peers:
+            self.joined()
+            return
+        after = self.in_order((*self.peers, self.id))
+        for member in self.peers:
+            if member not in self.answered:
+                self.send(member, "join", after)
+        self.set_timer(self.params.handoff_interval, self.pull)
+
+    def on_join(self, msg: Message) -> None:
+        ranges = self.ranges(msg.body, msg.src)
+        self.reply(msg, "transfer", ranges, size=HEADER_BYTES + KEY_BYTES * len(ranges))
+
+    def on_transfer(self, msg: Message) -> None:
+        if not self.joining:
+            return
+        for key, versions in msg.body.items():
+            self._apply(key, versions)
+        self.sync(self.transferred, msg.src)
+
+    def transferred(self, member: str) -> None:
+        if not self.joining or member in self.answered:
+            return
+        self.answered[member] = True
+        members = self.peers
+        try:
+            n, _, w = self.params.counts(len(members))
+        except ValueError:
+            n = w = len(members)
+        need = n - w + 1
+        size = len(members)
+        # Every preference list (n members in ring order from some position) must hold
+        # need members that answered: then they meet every write quorum.
+        starts = range(size) if n < size else range(1)
+        for start in starts:
+            window = [members[(start + i) % size] for i in range(n)]
+            if sum(1 for m in window if m in self.answered) < need:
+                return
+        self.log(f"joining: {len(self.answered)} of {size} members handed their ranges over")
+        self.set_members(self.in_order((*members, self.id)))
+        self.joined()
+
+    def joined(self) -> None:
+        self.joining = False
+        self.answered = {}
+        self.set_ready(True)
+
+    def staying(self) -> tuple[str, ...]:
+        hosts = self.hosts()
+        return tuple(m for m in self.peers if m in hosts)
+
+    def leave_if_handed(self) -> bool:
+        """Leave the membership once every staying member holds our ranges on disk."""
+        staying = self.staying()
+        if staying and all(m in self.answered for m in staying):
+            self.log(f"left: {len(staying)} staying members hold our ranges")
+            self.set_members(tuple(m for m in self.peers if m != self.id))
+            return True
+        return False
+
+    def hand_over(self) -> None:
+        """Leaving: push every staying member that has not confirmed its ranges (again
+        every ``handoff_interval``)."""
+        if not self.leaving or self.id not in self.peers or self.leave_if_handed():
+            return
+        staying = self.staying()
+        for member in staying:
+            if member not in self.answered:
+                ranges = self.ranges(staying, member)
+                size = HEADER_BYTES + KEY_BYTES * len(ranges)
+                self.send(member, "handover", ranges, size=size)
+        self.set_timer(self.params.handoff_interval, self.hand_over)
+
+    def on_handover(self, msg: Message) -> None:
+        if self.leaving:
+            return
+        for key, versions in msg.body.items():
+            self._apply(key, versions)
+        self.sync(self.reply, msg, "handover_ack", None)
+
+    def on_handover_ack(self, msg: Message) -> None:
+        if self.leaving and msg.src not in self.answered and self.id in self.peers:
+            self.answered[msg.src] = True
+            self.leave_if_handed()
 
     # -- anti-entropy ---------------------------------------------------------------------------
 

@@ -79,6 +79,25 @@ newer term, so committed entries are lost: acknowledged writes vanish, replicas 
 what they applied (``node.log`` says so), ``state-machine-safety`` and ``linearizable``
 break. See ``scenarios/raft-figure8.yaml``.
 
+Membership changes (scale actions) go through the log, one server at a time, as in
+Ongaro's thesis (section 4.1). A configuration is a log entry listing the voting
+servers; every server uses the latest configuration in its log, committed or not, from
+the moment it is appended (before any, the shard's hosts at boot). When the shard's hosts
+change (:meth:`Raft.on_hosts_changed`, and at every heartbeat while they differ from the
+configuration), the leader first catches a new server up as a non-voting learner, in
+rounds (thesis 4.2.1): a round replicates up to the log's end as it was when the round
+began, and once a round takes less than ``election_timeout_min`` the leader appends a
+configuration with the server added. It removes a server (its own container last) by
+appending a configuration without it. It starts a change only once the previous
+configuration entry and an entry of its own term are committed, so two configurations in
+force at once always differ by one server and their majorities overlap. Catch-up appends
+to a learner carry their size (``64 + 100`` bytes per entry), so bandwidth slows them.
+Only voters campaign, and only voters' votes and acknowledgements count. Once a
+configuration entry commits, the leader publishes it as the shard's membership
+(``set_members``, which clients route by), and a leader no longer in it steps down; a
+removed server is then stopped. A server outside its configuration is not ready
+(``set_ready``), so clients' default routing passes it by.
+
 Availability. After a leader crash the followers notice when the first of their
 election timeouts runs out (150 to 300 ms after the last heartbeat, itself at most
 ``heartbeat`` old); the election takes a round trip and a sync, and the no-op's commit
@@ -108,6 +127,10 @@ __all__ = ["Raft", "Params"]
 # Fields of a log entry: (op, key, value, request id, term).
 OP, KEY, VALUE, REQ, TERM = range(5)
 NOOP = "noop"
+#: A configuration entry: (CONFIG, None, voters, None, term).
+CONFIG = "config"
+#: Bytes of a catch-up append to a learner: a header and so much per entry.
+HEADER_BYTES, ENTRY_BYTES = 64, 100
 NOTHING: tuple = ()
 #: Batches in flight to a follower that is catching up.
 INFLIGHT_BATCHES = 4
@@ -174,8 +197,11 @@ class Raft(Node):
         self.term, self.vote = self.durable.get("hard", (0, None))
         self.role = "follower"
         self.leader: str | None = None
-        self.others = tuple(p for p in self.peers if p != self.id)
-        self.majority = len(self.peers) // 2 + 1
+        # The configuration: the latest one in the log (indices of configuration entries
+        # kept in order), else the shard's hosts at boot.
+        self.config_at = [i for i, e in enumerate(self.entries) if e[OP] == CONFIG]
+        self.learning: dict[str, tuple[int, float]] = {}  # learner -> round (end, start)
+        self.configure()
         self.local_reads = params.read == "local"
         self.lease_reads = params.read == "lease"
         # Durability: count of durable writes made, and the count a completed sync covers.
@@ -200,6 +226,53 @@ class Raft(Node):
         self.reset_election()
 
     # -- durable state --------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Adopt the latest configuration in the log: voters, majority, readiness."""
+        at = self.config_at
+        config = self.entries[at[-1]][VALUE] if at else self.hosts(initial=True)
+        self.config = config
+        self.voter = self.id in config
+        self.voters = tuple(p for p in config if p != self.id)  # the other voting servers
+        self.majority = len(config) // 2 + 1
+        self.set_ready(self.voter)
+        if self.role == "leader":
+            self.followers()
+
+    def followers(self) -> None:
+        """The leader's followers: voters, servers of the published membership not yet
+        removed by a committed configuration, and hosts catching up (learners)."""
+        me = self.id
+        listed = [*self.config, *self.peers, *self.hosts()]
+        others = tuple(dict.fromkeys(p for p in listed if p != me))
+        now = self.now()
+        for peer in others:
+            if peer not in self.match:  # a learner, new to this leader: from the start
+                self.next[peer] = 0
+                self.match[peer] = 0
+                self.progress_at[peer] = now
+                self.acked_round[peer] = 0
+        self.others = others
+
+    def agreed(self, per_peer: dict[str, int], own: int) -> int:
+        """The largest value a majority of voters has reached (our own ``own`` counts
+        if we vote)."""
+        values = [per_peer[p] for p in self.voters]
+        if self.voter:
+            values.append(own)
+        values.sort(reverse=True)
+        return values[self.majority - 1]
+
+    def config_appended(self, start: int) -> None:
+        """Entries from ``start`` on were appended: note configuration entries among them."""
+        entries = self.entries
+        found = False
+        for index in range(start, len(entries)):
+            if entries[index][OP] == CONFIG:
+                self.config_at.append(index)
+                found = True
+        if found:
+            self.configure()
 
     def set_hard(self, term: int, vote: str | None) -> None:
         self.term, self.vote = term, vote
@@ -263,6 +336,9 @@ class Raft(Node):
         return entries[len(entries) - 1][TERM] if len(entries) else 0
 
     def campaign(self) -> None:
+        if not self.voter:
+            self.reset_election()  # outside the configuration: wait to be added
+            return
         self.role = "candidate"
         self.leader = None
         if self.params.pre_vote:
@@ -270,7 +346,9 @@ class Raft(Node):
             self.prevoting = True
             self.grants = {self.id}
             self.reset_election()
-            self.broadcast("vote", (self.term + 1, len(self.entries), self.last_term(), True))
+            body = (self.term + 1, len(self.entries), self.last_term(), True)
+            for peer in self.voters:
+                self.send(peer, "vote", body)
             self.count_votes()
         else:
             self.stand()
@@ -289,11 +367,13 @@ class Raft(Node):
         if self.role != "candidate" or self.term != term or self.prevoting:
             return
         self.grants.add(self.id)
-        self.broadcast("vote", (term, len(self.entries), self.last_term(), False))
+        body = (term, len(self.entries), self.last_term(), False)
+        for peer in self.voters:
+            self.send(peer, "vote", body)
         self.count_votes()
 
     def count_votes(self) -> None:
-        if len(self.grants) < self.majority:
+        if sum(1 for p in self.grants if p in self.config) < self.majority:
             return
         if self.prevoting:
             self.stand()
@@ -359,10 +439,13 @@ class Raft(Node):
         entries = self.entries
         end = len(entries)
         now = self.now()
-        self.next = dict.fromkeys(self.others, end)
-        self.match = dict.fromkeys(self.others, 0)
-        self.progress_at = dict.fromkeys(self.others, now)
-        self.acked_round = dict.fromkeys(self.others, 0)
+        voters = self.voters
+        self.next = dict.fromkeys(voters, end)
+        self.match = dict.fromkeys(voters, 0)
+        self.progress_at = dict.fromkeys(voters, now)
+        self.acked_round = dict.fromkeys(voters, 0)
+        self.learning = {}
+        self.followers()  # and learners, from the start of the log
         self.own = 0  # entries on our own disk (counted once a sync says so)
         self.old_term_commits = 0  # commits the Figure 8 bug made in this term
         self.round = 0
@@ -377,6 +460,7 @@ class Raft(Node):
         self.reads: deque = deque()
         self.seen = {entry[REQ]: i for i, entry in enumerate(entries) if entry[REQ] is not None}
         self.noop = end
+        self.changing = set(self.hosts()) != set(self.config)
         self.append((NOOP, None, None, None, self.term))
         self.log(f"leader in term {self.term}")
         self.start_round()
@@ -388,6 +472,9 @@ class Raft(Node):
         entries.append(entry)
         self.written += 1
         end = len(entries)
+        if entry[OP] == CONFIG:
+            self.config_at.append(end - 1)
+            self.configure()
         self.sync(self.own_synced, self.term, end, self.written)
         nxt = self.next
         last = end - 1
@@ -414,7 +501,11 @@ class Raft(Node):
             batch = batch[1:]
         else:
             batch, prev_term = entries[:stop], 0
-        self.send(peer, "append", (self.term, start, prev_term, batch, self.commit, self.round))
+        body = (self.term, start, prev_term, batch, self.commit, self.round)
+        if peer in self.config or not batch:
+            self.send(peer, "append", body)
+        else:  # state transfer to a learner: its size counts against bandwidth
+            self.send(peer, "append", body, size=HEADER_BYTES + ENTRY_BYTES * len(batch))
         self.next[peer] = stop
 
     def heartbeat_to(self, peer: str) -> None:
@@ -436,7 +527,7 @@ class Raft(Node):
         if self.lease_reads:
             duration = self.params.lease_ratio * self.params.election_timeout_min
             self.set_timer(duration, self.lease_expired, self.term, self.round)
-        if not self.others:
+        if not self.voters:
             self.confirmed = self.round
 
     def lease_expired(self, term: int, round_: int) -> None:
@@ -472,6 +563,8 @@ class Raft(Node):
                 self.heartbeat_to(peer)
         self.round_started()
         self.set_timer(interval, self.tick, term)
+        if self.changing:
+            self.reconfigure()
 
     def on_append_ack(self, msg: Message) -> None:
         term, success, index, round_, start = msg.body
@@ -495,6 +588,8 @@ class Raft(Node):
                 if index > self.next[peer]:
                     self.next[peer] = index
                 self.advance()
+                if peer in self.learning:
+                    self.caught_up(peer)
             # A follower behind us catches up a few batches at a time.
             end = len(self.entries)
             start = self.next[peer]
@@ -509,17 +604,12 @@ class Raft(Node):
                 self.send_from(peer, index, len(self.entries))
 
     def confirmed_round(self) -> int:
-        """The latest round a majority (us included) has answered."""
-        others = self.majority - 1
-        if not others:
-            return self.round
-        rounds = sorted(self.acked_round.values(), reverse=True)
-        return rounds[others - 1]
+        """The latest round a majority of voters (us included, if we vote) has answered."""
+        return self.agreed(self.acked_round, self.round)
 
     def advance(self) -> None:
         """Commit what a majority holds on disk, if the rule allows; apply it."""
-        matches = sorted([self.own, *self.match.values()], reverse=True)
-        commit = matches[self.majority - 1]
+        commit = self.agreed(self.match, self.own)
         if commit <= self.commit:
             return
         term = self.entries[commit - 1][TERM]
@@ -532,10 +622,88 @@ class Raft(Node):
                     f"replicas that hold them, up to index {commit - 1} (the Figure 8 bug)"
                 )
             self.old_term_commits += 1
+        published = self.commit
         self.commit = commit
         self.apply()
         if self.reads:
             self.serve_reads()
+        if commit > self.noop and (published <= self.noop or self.config_at[-1:] >= [published]):
+            self.committed_config()
+
+    # -- membership changes (thesis 4.1) ---------------------------------------------------------
+
+    def on_hosts_changed(self) -> None:
+        if self.role == "leader":
+            self.followers()
+            self.changing = True
+            self.reconfigure()
+
+    def committed_config(self) -> None:
+        """Our term's no-op and every configuration entry are committed: publish the
+        configuration as the membership; step down if it leaves us out."""
+        if self.config_at and self.config_at[-1] >= self.commit:
+            return  # the latest configuration is not committed yet
+        self.set_members(self.config)
+        self.followers()
+        if not self.voter:
+            self.log(f"leaving the configuration in term {self.term}: stepping down")
+            self.step_down(self.term, None)
+            return
+        self.reconfigure()
+
+    def reconfigure(self) -> None:
+        """Move the configuration one server towards the shard's hosts: add a caught-up
+        learner, else remove a server (ourselves last). One change at a time: only once
+        the latest configuration entry and our no-op are committed."""
+        if self.role != "leader":
+            return
+        hosts = self.hosts()
+        config = self.config
+        adding = [h for h in hosts if h not in config]
+        removing = [m for m in config if m not in hosts]
+        if not adding and not removing:
+            self.changing = False
+            self.learning = {}
+            return
+        if self.commit <= self.noop or (self.config_at and self.config_at[-1] >= self.commit):
+            return  # the previous change (or our term's first entry) is not committed
+        for learner in [p for p in self.learning if p not in adding]:
+            del self.learning[learner]
+        if adding:
+            learner = adding[0]
+            if learner not in self.learning:
+                self.log(f"catching up {learner} before adding it")
+                self.learning[learner] = (len(self.entries), self.monotonic())
+                self.send_from(learner, self.match[learner], len(self.entries))
+            self.caught_up(learner)
+            return
+        others = [m for m in removing if m != self.id]
+        leaving = others[0] if others else self.id
+        self.change_config(tuple(m for m in config if m != leaving), f"removing {leaving}")
+
+    def caught_up(self, learner: str) -> None:
+        """End a catch-up round if ``learner`` holds its end: add it if the round took
+        less than an election timeout, else begin another round."""
+        end, began = self.learning[learner]
+        if self.match[learner] < end:
+            return
+        if self.monotonic() - began < self.params.election_timeout_min:
+            del self.learning[learner]
+            if self.commit > self.noop and not (
+                self.config_at and self.config_at[-1] >= self.commit
+            ):
+                order = {p: i for i, p in enumerate(self.containers())}
+                added = (*self.config, learner)
+                self.change_config(
+                    tuple(sorted(added, key=lambda p: order.get(p, len(order)))),
+                    f"adding {learner}",
+                )
+        else:
+            self.learning[learner] = (len(self.entries), self.monotonic())
+
+    def change_config(self, config: tuple[str, ...], why: str) -> None:
+        self.log(f"configuration {' '.join(config)} ({why}) in term {self.term}")
+        self.append((CONFIG, None, config, None, self.term))
 
     # -- clients --------------------------------------------------------------------------------
 
@@ -674,6 +842,7 @@ class Raft(Node):
                     self.cut(index, msg.src)
                 entries.extend(new[index - start :] if index > start else new)
                 self.written += 1
+                self.config_appended(index)
         shared = start + count
         if leader_commit > self.commit:
             commit = leader_commit if leader_commit < shared else shared
@@ -696,6 +865,9 @@ class Raft(Node):
             self.apply()
         self.entries.truncate(index)
         self.written += 1
+        if self.config_at and self.config_at[-1] >= index:
+            self.config_at = [i for i in self.config_at if i < index]
+            self.configure()
         waiting = self.waiting
         if waiting:
             for i in sorted(i for i in waiting if i >= index):
@@ -712,7 +884,7 @@ class Raft(Node):
         data, version, done = self.data, self.version, self.done
         for index, entry in enumerate(self.entries[first:commit], first):
             op = entry[OP]
-            if op == NOOP:
+            if op in (NOOP, CONFIG):
                 continue
             rid = entry[REQ]
             if rid in done:
@@ -746,5 +918,5 @@ class Raft(Node):
         return [
             entry[:3]
             for index, entry in enumerate(self.entries[: self.applied])
-            if entry[OP] != NOOP and done.get(entry[REQ]) == index
+            if entry[OP] != NOOP and entry[OP] != CONFIG and done.get(entry[REQ]) == index
         ]

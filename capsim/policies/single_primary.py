@@ -35,6 +35,16 @@ backups may lack, and answers reads only once everything in its log is committed
 acknowledged. Requests carry ids, and a request id already in the log is not appended
 again, so a duplicated or retried request is applied once.
 
+Membership changes (scale actions): the primary alone decides, since nothing else ever
+commits. When the shard's hosts change (:meth:`SinglePrimary.on_hosts_changed`) it drops
+the backups that are no longer hosts from the membership at once (they are then stopped),
+and ships its log to each new host, as a learner that does not count towards the
+majority; a learner joins the membership (``set_members``), and counts, once it holds
+everything committed. Entries shipped to a learner carry their size (``64 + 100`` bytes
+each). The primary itself cannot leave (there is no failover): a scale action that takes
+its container away leaves it in the membership until its drain timeout stops it, and the
+shard with it. A replica outside the membership is not ready for clients (``set_ready``).
+
 Bug switch: ``sync: false`` acknowledges before the disk has the entry: every replica
 still issues its sync, but counts and acknowledges the entry at once (the
 acknowledge-before-sync race). With a disk that takes time to sync, a crash of the
@@ -59,6 +69,8 @@ __all__ = ["SinglePrimary"]
 
 # Fields of a log entry: (op, key, value, request id, epoch).
 OP, KEY, VALUE, REQ, EPOCH = range(5)
+#: Bytes of an append shipped to a learner: a header and so much per entry.
+HEADER_BYTES, ENTRY_BYTES = 64, 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,11 +107,15 @@ class SinglePrimary(Node):
     )
 
     def on_start(self) -> None:
-        self.primary = self.params.primary or self.peers[0]
-        if self.primary not in self.peers:
+        first = self.hosts(initial=True)  # the same for every replica, whatever scaled since
+        self.primary = self.params.primary or first[0]
+        if self.primary not in first:
             # A primary named outside the shard: fall back to the first replica.
-            self.primary = self.peers[0]
+            self.primary = first[0]
         self.role = "primary" if self.id == self.primary else "backup"
+        self.joined = self.id in self.peers
+        if not self.joined:
+            self.set_ready(False)  # placed here by a scale action: a learner until added
         self.entries = self.durable.log("log")
         # The highest epoch this replica has seen: its term.
         self.term = self.durable.get("epoch", 0)
@@ -113,6 +129,11 @@ class SinglePrimary(Node):
         self.apply_to(self.commit)
         if self.role == "primary":
             self.start_epoch()
+        elif self.term > 0:
+            # A restart: our commit index may be older than the one the primary last heard
+            # from us (it was not synced), and with no new writes nothing would carry the
+            # newer one here. Say where we are.
+            self.send(self.primary, "restarted", (self.term, self.commit))
 
     # -- the primary's epoch ------------------------------------------------------------------
 
@@ -123,17 +144,61 @@ class SinglePrimary(Node):
         self.term += 1
         self.durable["epoch"] = self.term
         self.read_barrier = len(self.entries)
-        self.backups = [p for p in self.peers if p != self.id]
+        self.voting = [p for p in self.peers if p != self.id]  # backups that count
         self.majority = len(self.peers) // 2 + 1
+        self.backups = list(self.voting)  # every replica replicated to (learners too)
         self.match = dict.fromkeys(self.backups, 0)
         self.next = dict.fromkeys(self.backups, self.commit)
         self.known_commit = dict.fromkeys(self.backups, -1)
         self.progress_at = dict.fromkeys(self.backups, self.now())
+        self.on_hosts_changed()  # hosts a scale action changed while we were down
         self.waiting: dict[int, Request] = {}
         self.seen = {entry[REQ]: i for i, entry in enumerate(self.entries)}
         # The epoch must be on disk before any entry carries it: a crash that lost it would
         # start the same epoch twice with different entries.
         self.sync(self.epoch_synced)
+
+    # -- membership changes ---------------------------------------------------------------------
+
+    def on_hosts_changed(self) -> None:
+        if self.role != "primary":
+            return
+        hosts = self.hosts()
+        if self.id not in hosts:
+            self.log("this container is leaving, but a single primary has no failover: staying")
+        leaving = [b for b in self.voting if b not in hosts]
+        if leaving:
+            self.voting = [b for b in self.voting if b in hosts]
+            self.backups = [b for b in self.backups if b in hosts]
+            self.publish()
+        self.learners()
+
+    def learners(self) -> None:
+        """Replicate to every host outside the membership (from the start of the log)."""
+        now = self.now()
+        for host in self.hosts():
+            if host != self.id and host not in self.backups:
+                self.backups.append(host)
+                self.match[host] = 0
+                self.next[host] = 0
+                self.known_commit[host] = -1
+                self.progress_at[host] = now
+                if self.ready:
+                    self.send_entries(host, 0)
+
+    def admit(self, learner: str) -> None:
+        """``learner`` holds everything committed: it joins the membership and counts."""
+        self.log(f"adding {learner}: it holds the {self.commit} committed entries")
+        self.voting.append(learner)
+        self.publish()
+
+    def publish(self) -> None:
+        order = {p: i for i, p in enumerate(self.containers())}
+        members = sorted([self.id, *self.voting], key=lambda p: order.get(p, len(order)))
+        self.voting = [p for p in members if p != self.id]
+        self.majority = len(members) // 2 + 1
+        self.set_members(members)
+        self.advance()
 
     def epoch_synced(self) -> None:
         self.ready = True
@@ -223,7 +288,11 @@ class SinglePrimary(Node):
             batch = batch[1:]
         else:
             batch, prev_epoch = entries[:stop], 0
-        self.send(backup, "append", (self.term, start, prev_epoch, batch, self.commit))
+        body = (self.term, start, prev_epoch, batch, self.commit)
+        if backup in self.voting or not batch:
+            self.send(backup, "append", body)
+        else:  # shipping the log to a learner: its size counts against bandwidth
+            self.send(backup, "append", body, size=HEADER_BYTES + ENTRY_BYTES * len(batch))
         self.next[backup] = stop
 
     def tick(self) -> None:
@@ -253,6 +322,8 @@ class SinglePrimary(Node):
                 self.match[backup] = length
                 self.progress_at[backup] = self.now()
                 self.advance()
+            if length >= self.commit and backup not in self.voting and backup in self.hosts():
+                self.admit(backup)
             if length > self.next[backup]:
                 self.next[backup] = length
         else:
@@ -269,7 +340,8 @@ class SinglePrimary(Node):
         if not self.ready:
             return
         on_disk = self.on_disk
-        matches = sorted([on_disk, *self.match.values()], reverse=True)
+        match = self.match
+        matches = sorted([on_disk, *[match[b] for b in self.voting]], reverse=True)
         commit = matches[self.majority - 1]
         if commit > on_disk:
             commit = on_disk  # never past the primary's own disk: a crash must not lose it
@@ -293,9 +365,17 @@ class SinglePrimary(Node):
             self.on_append(msg)
         elif kind == "ack" and self.role == "primary":
             self.on_ack(msg)
+        elif kind == "restarted" and self.role == "primary" and self.ready:
+            epoch, commit = msg.body
+            backup = msg.src
+            if backup in self.known_commit and commit < self.known_commit[backup]:
+                self.known_commit[backup] = commit  # the tick carries the commit again
 
     def on_append(self, msg: Message) -> None:
         epoch, start, prev_epoch, new, commit = msg.body
+        if not self.joined and self.id in self.peers:
+            self.joined = True
+            self.set_ready(True)
         if epoch < self.term:
             return  # from an earlier epoch of the primary: stale
         if epoch > self.term:

@@ -16,6 +16,16 @@ handled in the order they arrived, timers at once and messages through the queue
 Its clock reads ``base + rate * (t - t0)``: a clock fault jumps it or changes its rate
 (the host's clock: a restart does not fix it), and timers measure elapsed time at the
 rate in force when they are set.
+
+Containers come and go (:meth:`Cluster.add_containers`, :meth:`Cluster.remove_containers`):
+the list of containers only grows (a container's index and id are never reused, so every
+structure indexed by them stays valid), a removed container stays in ``by_id`` (down,
+``removed``) so that messages to it are dropped rather than refused as unknown, and the
+placement is computed again. A replica a new placement puts on a container starts there
+with empty durable state; one it takes away is *retiring*: it runs until the shard's
+membership leaves it out (the policy's doing, through ``set_members``) or its drain
+deadline passes, then it is stopped and its state dropped. A removed container stops
+once it holds no replica.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from capsim.distributions import Constant, draws
 from capsim.errors import PolicyError
 from capsim.scenario import Image, Scenario
 from capsim.sim.engine import Engine
-from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network
+from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network, Transfer
 from capsim.sim.node import Node, Runtime, _Due, _fire, bind
 from capsim.sim.storage import Disk, Durable
 from capsim.topology import Placement
@@ -112,6 +122,12 @@ class Container:
         self.up = True
         self.starting = False
         self.paused = False
+        self.removed = False  # stopped for good by a scale action (its id is never reused)
+        self.draining = False  # being removed: stops once it holds no replica
+        self.requests = 0  # client requests sent to it (the autoscaler's request rate)
+        self.ready_at = 0.0  # when it last became ready (restart policies' reset)
+        self.restarts = 0  # consecutive restarts by the restart policy
+        self.cluster: Cluster | None = None  # set by the cluster
         self.incarnation = 0
         self.replicas: dict[int, Node] = {}
         self.runtimes: dict[int, Runtime] = {}
@@ -194,8 +210,14 @@ class Container:
         if rt is not None:
             rt.dispatch(msg)
         elif msg.kind == CLIENT:
-            # No replica of that shard lives here: say so, the client will try another.
-            _refuse(self, msg, "wrong-shard")
+            # No replica of that shard lives here: a scale action moved it (redirect the
+            # client to a member, as Redis Cluster answers MOVED), or it never did (say so:
+            # the client will try another).
+            moved = self.cluster.moved(msg.body.shard, self) if self.cluster else None
+            if moved is not None:
+                _refuse(self, msg, moved, outcome="redirect")
+            else:
+                _refuse(self, msg, "wrong-shard")
 
     def _serve(self, arrived: float, msg: Message) -> None:
         self.busy = True
@@ -249,7 +271,7 @@ class Container:
         )
 
 
-def _refuse(container: Container, msg: Message, error: str) -> None:
+def _refuse(container: Container, msg: Message, error: str, outcome: str = "fail") -> None:
     req = msg.body
     client = req._client
     net: Network = client.network
@@ -257,7 +279,7 @@ def _refuse(container: Container, msg: Message, error: str) -> None:
         container.id,
         client.id,
         CLIENT_REPLY,
-        (req, "fail", error),
+        (req, outcome, error),
         -1,
         None,
         container,
@@ -287,6 +309,7 @@ class Cluster:
         spec = scenario.cluster
         service = spec.service_time
         zero_service = isinstance(service, Constant) and service.value + service.shift == 0
+        self._zero_service = zero_service
         self.containers = []
         for i, cid in enumerate(placement.containers):
             disk = Disk(spec.disk, engine.stream(f"disk.{cid}"))
@@ -306,13 +329,29 @@ class Cluster:
                 )
             )
         self.by_id = {c.id: c for c in self.containers}
+        for container in self.containers:
+            container.cluster = self
         self.zones = {zone: [] for zone in spec.zones}
         for container in self.containers:
             self.zones[container.zone].append(container)
         # Each shard's current members (placement decides who holds a replica; a policy may
         # reorder or narrow the membership, as a chain does when it drops a failed node).
         self.members: list[tuple[str, ...]] = list(placement.replicas)
+        # Changes whenever clients' routes may (membership, placement, readiness).
         self.members_version = 0
+        # Containers coming and going (scale actions): the placement at boot, the ids in
+        # the cluster now, the next id's number, every container that has hosted each
+        # shard (what set_members accepts), replicas retiring and containers draining
+        # (each with its drain deadline), and the container count over time.
+        self.initial_placement = placement
+        self.in_service: tuple[str, ...] = tuple(placement.containers)
+        self.next_number = len(placement.containers) + 1
+        self._hosted: list[set[str]] | None = None  # built at the first scale action
+        self.retiring: dict[tuple[str, int], float] = {}
+        self.draining: dict[str, float] = {}
+        self.counts: list[tuple[float, int]] = [(0.0, len(self.in_service))]
+        self._changed: list[int] = []
+        self._settling = False
         self.network: Network | None = None
         self.on_event: Callable[[dict], None] | None = None
         #: Every change of a replica's (role, term): (time, container, shard or service,
@@ -347,11 +386,12 @@ class Cluster:
                 durable.persist(durable.mark())
         self.engine.call_in(self.scenario.cluster.disk.writeback, self._writeback, container)
 
-    def _start_replicas(self, container: Container) -> None:
+    def _start_replicas(self, container: Container, only: list[int] | None = None) -> None:
         params = self.params_for(container.image)
         started = []
         # Replicas by shard, then services by name (durables holds both kinds of key).
-        for key in sorted(container.durables, key=lambda k: (isinstance(k, str), k)):
+        keys = sorted(container.durables, key=lambda k: (isinstance(k, str), k))
+        for key in keys if only is None else only:
             cls = self.policy.services[key] if isinstance(key, str) else self.policy
             node = cls()
             rt = bind(
@@ -375,7 +415,7 @@ class Cluster:
     def crash(self, cid: str) -> bool:
         """Crash container ``cid`` now; returns False if it was already down."""
         container = self.by_id[cid]
-        if not container.up and not container.starting:
+        if not container.up and not container.starting or container.removed:
             return False
         container.up = False
         container.starting = False
@@ -385,6 +425,8 @@ class Cluster:
         container.queue.clear()
         container.busy = False
         container.incarnation += 1
+        if any(not rt.ready for rt in container.runtimes.values()):
+            self.members_version += 1  # routes that passed it by are decided again
         for rt in container.runtimes.values():
             # What it applied is volatile: look before it is gone.
             self._sample_now(rt.id, rt.key, rt.node)
@@ -413,7 +455,7 @@ class Cluster:
         Returns the time it will be ready, or None if it is up or already starting.
         """
         container = self.by_id[cid]
-        if container.up or container.starting:
+        if container.up or container.starting or container.removed:
             return None
         if image is not None:
             container.image = image
@@ -428,6 +470,7 @@ class Cluster:
             return  # crashed again while starting
         container.starting = False
         container.up = True
+        container.ready_at = self.engine.now
         self._start_replicas(container)
         if self.on_event is not None:
             self.on_event({"kind": "ready", "containers": [container.id]})
@@ -435,7 +478,7 @@ class Cluster:
     def pause(self, cid: str) -> bool:
         """Pause ``cid``; returns False if it is down or paused already."""
         container = self.by_id[cid]
-        if not container.up or container.paused:
+        if not container.up or container.paused or container.removed:
             return False
         container.paused = True
         container.direct = False
@@ -464,7 +507,8 @@ class Cluster:
             raise ValueError(f"shard {shard} needs at least one member")
         if len(set(members)) != len(members):
             raise ValueError(f"members of shard {shard} repeat: {list(members)}")
-        strangers = [m for m in members if m not in hosts]
+        hosted = self._hosted[shard] if self._hosted is not None else hosts
+        strangers = [m for m in members if m not in hosted]
         if strangers:
             raise ValueError(
                 f"{strangers} hold no replica of shard {shard} (its hosts: {list(hosts)})"
@@ -473,6 +517,10 @@ class Cluster:
             self.members[shard] = members
             self.members_version += 1
             self.engine.node_log(by, shard, f"members of shard {shard}: {' '.join(members)}")
+            if self.retiring or self.draining:
+                self._settle_soon()
+            if self.on_event is not None:
+                self.on_event({"kind": "members", "shard": shard})
 
     def role_changed(self, cid: str, key: int | str, node: Node) -> None:
         """The replica ``key`` on ``cid`` assigned its role or term. Recorded once the
@@ -532,17 +580,250 @@ class Cluster:
                     self._sample_now(container.id, key, node)
 
     def with_role(self, roles: tuple[str, ...], shard: int = 0) -> list[str]:
-        """Ids of live containers whose replica of ``shard`` reports one of ``roles``."""
+        """Ids of live, ready containers whose replica of ``shard`` reports one of ``roles``."""
         out = []
         for container in self.containers:
             node = container.replicas.get(shard) if container.up else None
-            if node is not None and node.role in roles:
+            if node is not None and node.role in roles and not self.shunned(container):
                 out.append(container.id)
         return out
 
     def down(self) -> list[str]:
-        """Ids of containers that are down or still starting."""
-        return [c.id for c in self.containers if not c.up]
+        """Ids of containers in the cluster that are down or still starting."""
+        return [c.id for c in self.containers if not c.up and not c.removed]
+
+    # -- readiness -----------------------------------------------------------------------------
+
+    def shunned(self, container: Container) -> bool:
+        """Whether ``container`` is up but one of its replicas says it is not ready
+        (``Node.set_ready``): clients' default routing and role targets pass it by. A
+        container that is down or starting is not shunned: it refuses requests."""
+        if not container.up:
+            return False
+        for key, rt in container.runtimes.items():
+            if not rt.ready and not isinstance(key, str):
+                return True
+        return False
+
+    def readiness_changed(self, container: Container) -> None:
+        """A replica on ``container`` changed its readiness: routes are decided again."""
+        self.members_version += 1
+        if self.on_event is not None:
+            self.on_event({"kind": "readiness", "containers": [container.id]})
+
+    # -- containers that come and go -----------------------------------------------------------
+
+    def add_containers(
+        self,
+        count: int,
+        image: Image,
+        zone: str | None,
+        drain_timeout: float,
+        transfer: Transfer | None = None,
+    ) -> list[Container]:
+        """Start ``count`` new containers from ``image`` in ``zone`` (default: round-robin
+        by container number, as at boot); their ids continue the sequence. They are ready
+        after the image's start-up time; the placement is computed again at once, and the
+        shards it moves to them start there when they are ready. ``transfer``, if given,
+        counts what is sent to the replicas placed and from those retiring."""
+        spec = self.scenario.cluster
+        added = []
+        for _ in range(count):
+            number = self.next_number
+            self.next_number += 1
+            cid = f"n{number}"
+            where = zone if zone is not None else spec.zones[(number - 1) % len(spec.zones)]
+            disk = Disk(spec.disk, self.engine.stream(f"disk.{cid}"))
+            service = (
+                None
+                if self._zero_service
+                else draws(spec.service_time, self.engine.stream(f"service.{cid}"))
+            )
+            container = Container(
+                len(self.containers), cid, where, image, self.engine, disk, service
+            )
+            container.up = False
+            container.starting = True
+            container.ready_at = None  # never ready yet
+            container.cluster = self
+            self.containers.append(container)
+            self.by_id[cid] = container
+            self.zones.setdefault(where, []).append(container)
+            if self.network is not None:
+                self.network.add_container(container)
+            tracking = not disk.instant
+            for name in sorted(self.policy.services):
+                container.durables[name] = Durable(tracking=tracking)
+            if tracking:
+                self.engine.call_in(spec.disk.writeback, self._writeback, container)
+            self.engine.call_in(image.startup, self._ready, container, container.incarnation)
+            added.append(container)
+        self.in_service = tuple([*self.in_service, *(c.id for c in added)])
+        self.counts.append((self.engine.now, len(self.in_service)))
+        self._place(drain_timeout, transfer)
+        return added
+
+    def remove_containers(
+        self, cids: list[str], drain_timeout: float, transfer: Transfer | None = None
+    ) -> None:
+        """Drain containers ``cids`` and remove them: the placement is computed without
+        them at once, and each stops (for good) once it holds no replica, or when
+        ``drain_timeout`` has passed."""
+        deadline = self.engine.now + drain_timeout
+        for cid in cids:
+            container = self.by_id[cid]
+            container.draining = True
+            self.draining[cid] = deadline
+            if container in self.zones.get(container.zone, ()):
+                self.zones[container.zone].remove(container)
+        self._place(drain_timeout, transfer)
+
+    def staying(self) -> list[str]:
+        """Ids of the containers in the cluster and not being drained, in order."""
+        return [cid for cid in self.in_service if not self.by_id[cid].draining]
+
+    def _place(self, drain_timeout: float, transfer: Transfer | None = None) -> None:
+        """Compute the placement on the containers that stay, start the replicas it adds,
+        mark those it takes away as retiring and tell the policy (``on_hosts_changed``)."""
+        cluster = self.scenario.cluster
+        staying = self.staying()
+        old = self.placement
+        new = old.rescaled(
+            staying,
+            {cid: self.by_id[cid].zone for cid in staying},
+            cluster.replication_factor,
+            cluster.vnodes,
+        )
+        self.placement = new
+        self.members_version += 1
+        if self._hosted is None:
+            self._hosted = [set(group) for group in self.initial_placement.replicas]
+        changed = [s for s in range(new.shards) if new.replicas[s] != old.replicas[s]]
+        deadline = self.engine.now + drain_timeout
+        created: dict[str, list[int]] = {}
+        for shard in changed:
+            hosts = new.replicas[shard]
+            self._hosted[shard].update(hosts)
+            for cid in hosts:
+                container = self.by_id[cid]
+                self.retiring.pop((cid, shard), None)  # back before it left
+                if shard not in container.durables:
+                    container.durables[shard] = Durable(tracking=not container.disk.instant)
+                    if container.up:
+                        created.setdefault(cid, []).append(shard)
+            for container in self.containers:
+                if (
+                    shard in container.durables
+                    and container.id not in hosts
+                    and (container.id, shard) not in self.retiring
+                ):
+                    self.retiring[(container.id, shard)] = deadline
+        if transfer is not None:
+            for shard in changed:
+                for cid in new.replicas[shard]:
+                    if cid not in old.replicas[shard]:
+                        transfer.to.add((self.by_id[cid].idx, shard))
+            for cid, shard in self.retiring:
+                transfer.frm.add((self.by_id[cid].idx, shard))
+            if self.network is not None:
+                self.network.count_transfer(transfer)
+        for cid in sorted(created, key=lambda c: self.by_id[c].idx):
+            self._start_replicas(self.by_id[cid], only=created[cid])
+        self._changed = changed
+        hook = self.policy.on_hosts_changed is not Node.on_hosts_changed
+        for shard in changed:
+            if not hook:
+                self.set_members(shard, new.replicas[shard], by="capsim")
+                continue
+            fresh = {c for c, shards in created.items() if shard in shards}
+            for container in self.containers:
+                rt = container.runtimes.get(shard) if container.up else None
+                if rt is not None and container.id not in fresh:
+                    rt.call(rt.node.on_hosts_changed, (), "on_hosts_changed()")
+        self.engine.call_in(drain_timeout, self._drain_deadline)
+        self._settle()
+
+    def moved(self, shard: int, container: Container) -> str | None:
+        """Where to send a client whose request for ``shard`` reached ``container``, which
+        holds no replica of it, after a scale action moved shards: a member of the shard
+        (in the container's zone if one is), or ``None`` if no shard ever moved."""
+        if self._hosted is None or not 0 <= shard < len(self.members):
+            return None
+        members = self.members[shard]
+        near = [m for m in members if self.by_id[m].zone == container.zone]
+        return (near or list(members))[0]
+
+    def moved_shards(self) -> list[int]:
+        """The shards whose hosts the last placement change changed."""
+        return list(self._changed)
+
+    def _settle_soon(self) -> None:
+        """Settle drains once the handler that changed the membership has returned."""
+        if not self._settling:
+            self._settling = True
+            self.engine.call_in(0.0, self._settle)
+
+    def _settle(self) -> None:
+        """Stop every retiring replica the membership has left out, and every draining
+        container that holds no replica any more."""
+        self._settling = False
+        for (cid, shard), _ in list(self.retiring.items()):
+            if cid not in self.members[shard]:
+                self._retire(cid, shard)
+        for cid in list(self.draining):
+            container = self.by_id[cid]
+            if not any(not isinstance(key, str) for key in container.durables):
+                self._remove(container)
+
+    def _drain_deadline(self) -> None:
+        """Stop what should have drained by now, whatever the membership says."""
+        now = self.engine.now
+        for (cid, shard), deadline in list(self.retiring.items()):
+            if deadline <= now:
+                self.engine.node_log(cid, shard, "drain timeout: stopped while still a member")
+                self._retire(cid, shard)
+        for cid, deadline in list(self.draining.items()):
+            if deadline <= now:
+                self._remove(self.by_id[cid])
+        self._settle()
+
+    def _retire(self, cid: str, shard: int) -> None:
+        """Stop the replica of ``shard`` on ``cid`` and drop its state (durable included)."""
+        self.retiring.pop((cid, shard), None)
+        container = self.by_id[cid]
+        rt = container.runtimes.pop(shard, None)
+        if rt is not None:
+            if not rt.ready:
+                self.members_version += 1
+            self._sample_now(cid, shard, rt.node)
+            rt.alive = False
+            self._role_pending.discard((cid, shard))
+            last = self._role_last.get((cid, shard))
+            if last is not None and last[0] is not None:
+                self._record_role(cid, shard, None, last[1])
+        container.replicas.pop(shard, None)
+        container.durables.pop(shard, None)
+        if self.on_event is not None:
+            self.on_event({"kind": "retired", "containers": [cid], "shard": shard})
+
+    def _remove(self, container: Container) -> None:
+        """Stop a drained container for good: flushed, down, out of the cluster."""
+        cid = container.id
+        for key in [k for k in container.durables if not isinstance(k, str)]:
+            self._retire(cid, key)
+        if container.up:
+            self.shutdown(cid)
+        else:
+            self.crash(cid)
+        container.up = False
+        container.starting = False
+        container.removed = True
+        container.draining = False
+        self.draining.pop(cid, None)
+        self.in_service = tuple(c for c in self.in_service if c != cid)
+        self.counts.append((self.engine.now, len(self.in_service)))
+        if self.on_event is not None:
+            self.on_event({"kind": "removed", "containers": [cid]})
 
     def queue_stats(self) -> dict[str, Any]:
         """Per-container message queues: the longest queue and the mean wait (service on)."""

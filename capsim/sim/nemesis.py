@@ -13,10 +13,20 @@ last container is ready), ``apply`` for an instant one (heal, restart), ``restar
 crashed containers begin restarting, and ``skipped`` with a ``reason`` when a fault found
 no target. Faults a random nemesis or churn generates carry ``instance`` (a counter per
 generator) and their own ``spec``. The final phase appears as ``fault: null``.
+
+A scale action (``scale``) records ``start`` when requested (the containers ``added`` and
+``removed``, the shards it moves) and ``end`` once it is serving, with the ``bytes`` and
+``messages`` of its state transfer; actions the autoscaler takes are recorded the same way
+with ``fault: "autoscale"`` and an ``instance`` number. A container that crashes (or
+stops) without a scheduled restart is started again by the cluster's restart policy:
+``restart`` records carry the ``policy``, the ``attempt`` and the ``backoff_s`` waited;
+``give-up`` says ``on-failure`` reached its ``max_retries``.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +46,8 @@ from capsim.faults import (
     RandomFaults,
     Restart,
     RollingUpgrade,
+    Scale,
+    Stop,
     ZoneOutage,
     cut_count,
     partition_blocks,
@@ -43,13 +55,15 @@ from capsim.faults import (
 )
 from capsim.sim.cluster import Cluster
 from capsim.sim.engine import Engine
-from capsim.sim.network import LinkEffect, Network, uniforms
+from capsim.sim.network import LinkEffect, Network, Transfer, uniforms
 
-__all__ = ["Nemesis"]
+__all__ = ["Nemesis", "Autoscaler"]
+
+_CONTAINER_ID = re.compile(r"n[1-9][0-9]*")
 
 #: Faults whose handlers make random choices (a ``random`` target, a shape's random
 #: minority): each scheduled one draws from a stream of its own.
-_CHOOSING = (Partition, Crash, Restart, Pause, ClockSkew, LinkFault, RollingUpgrade)
+_CHOOSING = (Partition, Crash, Restart, Pause, ClockSkew, LinkFault, RollingUpgrade, Scale, Stop)
 
 
 def _identities(faults: tuple) -> list[str]:
@@ -81,6 +95,19 @@ class _Active:
         self.healable = healable
 
 
+class _Action:
+    """A scale action under way: what it changes, and what its state transfer sent."""
+
+    __slots__ = ("added", "removed", "shards", "transfer", "requested")
+
+    def __init__(self, added, removed, shards, transfer, requested):
+        self.added: list[str] = added
+        self.removed: list[str] = removed
+        self.shards: list[int] = shards
+        self.transfer: Transfer = transfer
+        self.requested: float = requested
+
+
 class Nemesis:
     """Schedules and applies faults on a cluster and its network."""
 
@@ -110,6 +137,12 @@ class Nemesis:
         self._crashed_by: dict[str, Key] = {}
         self._upgrades: dict[Key, dict[str, Any]] = {}
         self._stopped = False
+        # Scale actions under way, the image containers are added from (the one the last
+        # upgrade moved to), and the autoscaler.
+        self.actions: dict[Any, _Action] = {}
+        self.current_image = cluster.scenario.image()
+        autoscale = cluster.scenario.autoscale
+        self.autoscaler = Autoscaler(self, autoscale) if autoscale is not None else None
         self._handlers = {
             Partition: self._partition,
             Heal: self._heal,
@@ -122,6 +155,8 @@ class Nemesis:
             RollingUpgrade: self._upgrade,
             RandomFaults: self._random,
             Churn: self._churn,
+            Scale: self._scale,
+            Stop: self._stop,
         }
         cluster.on_event = self._cluster_event
 
@@ -129,6 +164,8 @@ class Nemesis:
         """Schedule every fault of the scenario at its ``at``."""
         for i, fault in enumerate(self.faults):
             self.engine.call_in(fault.at, self._apply, i, fault)
+        if self.autoscaler is not None:
+            self.autoscaler.schedule()
 
     def _apply(self, key: Key, fault: Any, rng: np.random.Generator | None = None) -> None:
         if self._stopped:
@@ -187,13 +224,17 @@ class Nemesis:
         out: list[str] = []
         for name in names:
             if name in self.cluster.by_id:
-                found = [name]
+                found = [] if self.cluster.by_id[name].removed else [name]
             elif name in self.cluster.zones:
                 found = [c.id for c in self.cluster.zones[name]]
             elif name in ROLE_TARGETS:
                 found = self.cluster.with_role(ROLE_TARGETS, shard)
+            elif _CONTAINER_ID.fullmatch(name):
+                found = []  # a container a scale action has not added (yet)
             elif name == "random":
-                pool = [c.id for c in self.cluster.containers if c.up or not up_only]
+                pool = [
+                    c.id for c in self.cluster.containers if (c.up or not up_only) and not c.removed
+                ]
                 gen = rng if rng is not None else self.rng
                 found = [pool[int(gen.integers(len(pool)))]] if pool else []
             else:
@@ -217,7 +258,7 @@ class Nemesis:
     def _partition(self, key: Key, fault: Partition, rng=None) -> None:
         rng = rng if rng is not None else self.rng
         spec = self._spec(key, fault)
-        ids = [c.id for c in self.cluster.containers]
+        ids = [c.id for c in self.cluster.containers if not c.removed]
         targets = None
         if fault.target is not None:
             targets = self.resolve(fault.target, fault.shard, rng=rng)
@@ -266,7 +307,7 @@ class Nemesis:
             first, second = (self._expand(g) for g in fault.groups)
         else:
             first = self.resolve(fault.target, fault.shard, rng=rng)
-            second = [c.id for c in self.cluster.containers if c.id not in first]
+            second = [c.id for c in self.cluster.containers if c.id not in first and not c.removed]
         pairs = set()
         for a in first:
             for b in second:
@@ -315,6 +356,7 @@ class Nemesis:
     def _crash(self, key: Key, fault: Crash, rng=None) -> None:
         spec = self._spec(key, fault)
         targets = self.resolve(fault.target, fault.shard, up_only=True, rng=rng)
+        since = {c: self._running_since(c) for c in targets}
         crashed = [c for c in targets if self.cluster.crash(c)]
         if not crashed:
             self._record(key, "crash", "skipped", spec, reason=_no_target(fault.target, alive=True))
@@ -323,6 +365,79 @@ class Nemesis:
         self._record(key, "crash", "start", spec, targets=crashed)
         if fault.duration is not None:
             self.engine.call_in(fault.duration, self._restart_after_crash, key, crashed)
+        else:
+            for cid in crashed:
+                self._exited(key, "crash", cid, since[cid], failed=True)
+
+    def _stop(self, key: Key, fault: Stop, rng=None) -> None:
+        targets = self.resolve(fault.target, fault.shard, up_only=True, rng=rng)
+        since = {c: self._running_since(c) for c in targets}
+        stopped = [c for c in targets if self.cluster.shutdown(c)]
+        if not stopped:
+            self._record(key, "stop", "skipped", reason=_no_target(fault.target, alive=True))
+            return
+        self._hold_down(key, stopped)
+        self._record(key, "stop", "start", targets=stopped)
+        for cid in stopped:
+            self._exited(key, "stop", cid, since[cid], failed=False)
+
+    # -- restart policies ----------------------------------------------------------------------
+
+    def _running_since(self, cid: str) -> float | None:
+        container = self.cluster.by_id[cid]
+        return container.ready_at if container.up else None
+
+    def _exited(self, key: Key, kind: str, cid: str, since: float | None, failed: bool) -> None:
+        """Container ``cid`` crashed (``failed``) or exited cleanly with no restart
+        scheduled: apply the cluster's restart policy (see ``RestartSpec``). The wait
+        before the k-th consecutive restart is ``backoff * 2 ** (k - 1)``, at most
+        ``max_backoff``; a container that ran ``reset_after`` since it was last ready
+        counts from the first again."""
+        policy = self.cluster.scenario.cluster.restart
+        if policy is None or policy.policy == "never":
+            return
+        if policy.policy == "on-failure" and not failed:
+            return
+        container = self.cluster.by_id[cid]
+        if since is not None and self.engine.now - since >= policy.reset_after:
+            container.restarts = 0
+        if policy.max_retries is not None and container.restarts >= policy.max_retries:
+            self._record(key, kind, "give-up", targets=[cid], attempts=container.restarts)
+            return
+        # By multiplication, capped at each step: no pow and no overflow.
+        delay = min(policy.backoff, policy.max_backoff)
+        for _ in range(container.restarts):
+            delay = min(delay * 2.0, policy.max_backoff)
+        container.restarts += 1
+        self.engine.call_in(
+            delay,
+            self._policy_restart,
+            key,
+            kind,
+            cid,
+            container.incarnation,
+            container.restarts,
+            delay,
+        )
+
+    def _policy_restart(
+        self, key: Key, kind: str, cid: str, incarnation: int, attempt: int, delay: float
+    ) -> None:
+        if self._stopped:
+            return
+        container = self.cluster.by_id[cid]
+        if container.incarnation != incarnation:
+            return  # restarted (and crashed again) meanwhile: that crash has its own
+        if self.cluster.restart(cid) is not None:
+            self._record(
+                key,
+                kind,
+                "restart",
+                targets=[cid],
+                policy=self.cluster.scenario.cluster.restart.policy,
+                attempt=attempt,
+                backoff_s=delay,
+            )
 
     def _hold_down(self, key: Key, crashed: list[str]) -> None:
         for cid in crashed:
@@ -356,6 +471,8 @@ class Nemesis:
         self._record(key, "restart", "apply", targets=started)
 
     def _cluster_event(self, event: dict) -> None:
+        if self.actions:
+            self._scale_event(event)
         if event["kind"] != "ready":
             return
         for cid in event["containers"]:
@@ -375,7 +492,14 @@ class Nemesis:
             pending.discard(cid)
             if not pending:
                 del self._crash_pending[key]
-                kind = "zone-outage" if isinstance(self._fault_of(key), ZoneOutage) else "crash"
+                fault = self._fault_of(key)
+                kind = (
+                    "zone-outage"
+                    if isinstance(fault, ZoneOutage)
+                    else "stop"
+                    if isinstance(fault, Stop)
+                    else "crash"
+                )
                 self._record(key, kind, "end")
 
     def _fault_of(self, key: Key) -> Any:
@@ -443,10 +567,11 @@ class Nemesis:
 
     def _upgrade(self, key: Key, fault: RollingUpgrade, rng=None) -> None:
         image = self.cluster.scenario.image(fault.image)
+        self.current_image = image  # containers added from now on start from it
         targets = (
             self.resolve(fault.target, fault.shard, rng=rng)
             if fault.target is not None
-            else [c.id for c in self.cluster.containers]
+            else [c.id for c in self.cluster.containers if not c.removed]
         )
         # Containers already on the image are left alone, so an upgrade that was stopped
         # part way (a canary) resumes where it stopped.
@@ -472,11 +597,101 @@ class Nemesis:
             self._record(key, "upgrade", "end")
             return
         batch, state["todo"] = state["todo"][: state["batch"]], state["todo"][state["batch"] :]
+        batch = [c for c in batch if not self.cluster.by_id[c].removed]  # scaled in since
+        if not batch:
+            self._upgrade_step(key)
+            return
         for cid in batch:
             self.cluster.shutdown(cid)  # an upgrade stops containers gracefully
             self.cluster.restart(cid, image=state["image"])
         state["pending"] = set(batch)
         self._record(key, "upgrade", "restart", targets=batch, image=state["image"].ref)
+
+    # -- scale actions -------------------------------------------------------------------------
+
+    def _scale(self, key: Any, fault: Scale, rng=None) -> None:
+        spec = self._spec(key, fault)
+        cluster = self.cluster
+        transfer = Transfer(set(), set())
+        if fault.add is not None:
+            image = cluster.scenario.image(fault.image) if fault.image else self.current_image
+            added = cluster.add_containers(
+                fault.add, image, fault.zone, fault.drain_timeout, transfer
+            )
+            action = _Action([c.id for c in added], [], [], transfer, self.engine.now)
+        else:
+            staying = cluster.staying()
+            if isinstance(fault.remove, int):
+                chosen = self.removal_choice(fault.remove)
+            else:
+                named = self.resolve(fault.remove, fault.shard, rng=rng)
+                chosen = [c for c in named if c in staying]
+            if not chosen or len(chosen) >= len(staying):
+                reason = "no container to remove" if not chosen else "it would remove them all"
+                self._record(key, "scale", "skipped", spec, reason=reason)
+                return
+            cluster.remove_containers(chosen, fault.drain_timeout, transfer)
+            action = _Action([], chosen, [], transfer, self.engine.now)
+        action.shards = cluster.moved_shards()
+        self.actions[key] = action
+        if self.workload is not None:
+            self.workload.containers_changed()
+        self._record(
+            key,
+            "scale",
+            "start",
+            spec,
+            added=action.added,
+            removed=action.removed,
+            shards_moved=len(action.shards),
+            containers=len(cluster.in_service),
+        )
+        self._check_actions()
+
+    def removal_choice(self, count: int) -> list[str]:
+        """The containers a removal of ``count`` chooses by the placement rule: of those
+        in the cluster and not being drained, the ones that are down first, then the newest
+        (as a Kubernetes ReplicaSet scales down: not-ready pods first, then the youngest);
+        never all of them."""
+        staying = [self.cluster.by_id[c] for c in self.cluster.staying()]
+        order = sorted(staying, key=lambda c: (c.up or c.starting, -c.idx))
+        return [c.id for c in order[: min(count, len(staying) - 1)]]
+
+    def _scale_event(self, event: dict) -> None:
+        self._check_actions()
+
+    def _check_actions(self) -> None:
+        """End every scale action that is serving: its added containers up and ready, its
+        removed containers stopped, and every shard it moved with the new hosts as its
+        members and no replica left draining."""
+        cluster = self.cluster
+        for key, action in list(self.actions.items()):
+            by_id = cluster.by_id
+            if any(
+                not by_id[c].removed and (not by_id[c].up or cluster.shunned(by_id[c]))
+                for c in action.added
+            ):
+                continue
+            if any(not by_id[c].removed for c in action.removed):
+                continue
+            hosts = cluster.placement.replicas
+            if any(set(cluster.members[s]) != set(hosts[s]) for s in action.shards):
+                continue
+            if any(s in action.shards for _, s in cluster.retiring):
+                continue
+            del self.actions[key]
+            self.network.stop_transfer(action.transfer)
+            if action.added and self.workload is not None:
+                self.workload.containers_changed()  # clients spread over the new ones
+            self._record(
+                key,
+                "scale",
+                "end",
+                duration_s=round(self.engine.now - action.requested, 9),
+                bytes=action.transfer.bytes,
+                messages=action.transfer.messages,
+                containers=len(cluster.in_service),
+            )
 
     # -- generators --------------------------------------------------------------------------
 
@@ -560,12 +775,83 @@ class Nemesis:
             self.workload.resume_all()
         for container in self.cluster.containers:
             container.reset_clock()
-        restarted = [c.id for c in self.cluster.containers if not c.up and not c.starting]
+        restarted = [
+            c.id for c in self.cluster.containers if not c.up and not c.starting and not c.removed
+        ]
         for cid in restarted:
             self.cluster.restart(cid)
         self._record(
             None, "final", "apply", ended=[_key_repr(k) for k in ended], restarted=restarted
         )
+
+
+class Autoscaler:
+    """Adds and removes containers as a per-container metric moves, as a Kubernetes
+    HorizontalPodAutoscaler does (see ``AutoscaleSpec``): a measurement every
+    ``interval``, the HPA's desired count, a stabilization ``window`` and a ``cooldown``.
+    Each measurement is kept (``samples``: time, value, desired count) for the summary."""
+
+    def __init__(self, nemesis: Nemesis, spec) -> None:
+        self.nemesis = nemesis
+        self.spec = spec
+        self.samples: list[tuple[float, float | None, int]] = []
+        self.window: list[tuple[float, int]] = []
+        self.began = 0.0
+        self.last_request: float | None = None
+        self.instance = 0
+        self.counted: dict[str, int] = {}
+
+    def schedule(self) -> None:
+        self.nemesis.engine.call_in(self.spec.start, self._begin)
+
+    def _begin(self) -> None:
+        self.began = self.nemesis.engine.now
+        self.counted = {c.id: c.requests for c in self.nemesis.cluster.containers}
+        self.nemesis.engine.call_in(self.spec.interval, self._measure)
+
+    def _measure(self) -> None:
+        nemesis, spec = self.nemesis, self.spec
+        if nemesis._stopped:
+            return
+        engine, cluster = nemesis.engine, nemesis.cluster
+        now = engine.now
+        values = []
+        for container in cluster.containers:
+            serving = container.up and not container.draining and not container.removed
+            if not serving or cluster.shunned(container):
+                continue
+            if spec.metric == "request_rate":
+                seen = container.requests - self.counted.get(container.id, 0)
+                values.append(seen / spec.interval)
+            else:
+                values.append(float(container.queue_length()))
+        self.counted = {c.id: c.requests for c in cluster.containers}
+        current = len(cluster.staying())
+        value = sum(values) / len(values) if values else None
+        desired = current
+        if value is not None and abs(value / spec.target - 1.0) > spec.tolerance:
+            desired = math.ceil(current * value / spec.target)
+        desired = max(spec.min, min(spec.max, desired))
+        self.samples.append((now, value, desired))
+        self.window = [(t, d) for t, d in self.window if t > now - spec.window - 1e-9]
+        self.window.append((now, desired))
+        engine.call_in(spec.interval, self._measure)
+        if nemesis.actions:
+            return  # one action at a time
+        if self.last_request is not None and now - self.last_request < spec.cooldown:
+            return
+        if now - self.began < spec.window - 1e-9:
+            return  # not measured for a whole window yet
+        wanted = [d for _, d in self.window]
+        if all(d > current for d in wanted):
+            change = Scale(at=now, add=min(wanted) - current, image=spec.image)
+        elif all(d < current for d in wanted):
+            change = Scale(at=now, remove=current - max(wanted), drain_timeout=spec.drain_timeout)
+        else:
+            return
+        self.instance += 1
+        self.last_request = now
+        nemesis._apply(("autoscale", self.instance), change)
 
 
 def _key_repr(key: Key) -> Any:

@@ -34,6 +34,12 @@ Link faults degrade ordered pairs while in force: extra latency added to each me
 draw, loss (dropped with reason ``link``) and duplication, each fault with its own
 stream. With ``bandwidth`` set, each ordered pair sends one message at a time: a message
 waits until the link is free, takes ``bytes / bandwidth`` to transmit, then its latency.
+
+Containers may be added while the network runs (:meth:`Network.add_container`): a
+container started during a partition lands on the side of its zone (the group holding
+most of its zone's containers), and a link fault covers only the links it resolved when
+it began. A :class:`Transfer` counts the messages and bytes sent to or from chosen
+replicas (a scale action's state transfer).
 """
 
 from __future__ import annotations
@@ -46,7 +52,15 @@ from capsim.distributions import draws
 from capsim.scenario import NetworkSpec
 from capsim.sim.engine import NORMAL, Engine
 
-__all__ = ["Network", "Message", "LinkEffect", "CLIENT", "CLIENT_REPLY", "DROP_REASONS"]
+__all__ = [
+    "Network",
+    "Message",
+    "LinkEffect",
+    "Transfer",
+    "CLIENT",
+    "CLIENT_REPLY",
+    "DROP_REASONS",
+]
 
 CLIENT = "client"
 CLIENT_REPLY = "client_reply"
@@ -114,6 +128,21 @@ class Message:
         )
 
 
+class Transfer:
+    """Messages and bytes sent between containers to replicas in ``to`` or from replicas in
+    ``frm``, each a set of ``(container index, shard)``, while it is counting (a scale
+    action's state transfer). A message's bytes are its ``size``, else its kind's
+    ``message_bytes``."""
+
+    __slots__ = ("to", "frm", "messages", "bytes")
+
+    def __init__(self, to: set[tuple[int, int]], frm: set[tuple[int, int]]):
+        self.to = to
+        self.frm = frm
+        self.messages = 0
+        self.bytes = 0
+
+
 #: What a duplicate shares with its original: everything but SimPy's callbacks.
 _COPIED = tuple(slot for slot in Message.__slots__ if slot != "callbacks")
 
@@ -168,7 +197,7 @@ class Network:
         self.duplicated = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.record = record
-        self.log: list[tuple] = []
+        self.log = Spool()  # with ``record``: every message's fate, spilled to disk in chunks
         self._times = engine.trace_times
         self._codes = engine.trace_codes
         self._env = engine.env
@@ -177,6 +206,7 @@ class Network:
         self._deliver_cb = (self._deliver,)  # shared by every message (see engine.py)
         self._by_kind: dict[str, tuple] = {}
         self._dropped_at_send = 0
+        self.transfers: list[Transfer] = []
         self._update_slow()
 
     # -- sending -------------------------------------------------------------------------
@@ -245,6 +275,8 @@ class Network:
             delay = self._latency(msg, src_i, dst_i)
         copies = 0
         if self._slow:
+            if self.transfers and client is None and kind != CLIENT:
+                self._count_transfer(msg, src_i, dst_i, shard, from_key)
             if self._bandwidth is not None and lossy:
                 delay += self._transmission(msg, src_i, dst_i, now)
             if self.degraded_pairs:
@@ -285,10 +317,54 @@ class Network:
         return pair
 
     def _update_slow(self) -> None:
-        """Note whether bandwidth, a link fault or FIFO channels may change a delay."""
+        """Note whether bandwidth, a link fault or FIFO channels may change a delay (or a
+        transfer is being counted)."""
         self._slow = (
-            self._bandwidth is not None or self.degraded_pairs > 0 or self._fifo_last is not None
+            self._bandwidth is not None
+            or self.degraded_pairs > 0
+            or self._fifo_last is not None
+            or bool(self.transfers)
         )
+
+    def _count_transfer(self, msg: Message, src_i: int, dst_i: int, to, frm) -> None:
+        size = msg.size
+        if size is None:
+            spec = self.spec
+            size = spec.message_bytes_by_kind.get(msg.kind, spec.message_bytes)
+        for transfer in self.transfers:
+            if (dst_i, to) in transfer.to or (src_i, frm) in transfer.frm:
+                transfer.messages += 1
+                transfer.bytes += size
+
+    def count_transfer(self, transfer: Transfer) -> None:
+        """Start counting ``transfer`` (until :meth:`stop_transfer`)."""
+        self.transfers.append(transfer)
+        self._update_slow()
+
+    def stop_transfer(self, transfer: Transfer) -> None:
+        if transfer in self.transfers:
+            self.transfers.remove(transfer)
+        self._update_slow()
+
+    def add_container(self, container) -> None:
+        """A container joined the cluster (appended to the containers list, with the next
+        index): its zone, and its side of every partition in force: the group holding most
+        of its zone's containers, or no group (cut from nobody) if none of them is in one."""
+        zones = {c.zone: code for c, code in zip(self.containers, self.zone_of, strict=False)}
+        code = zones.get(container.zone)
+        if code is None:
+            code = max(self.zone_of, default=-1) + 1
+        self.zone_of.append(code)
+        for label, matrix in self.partitions:
+            counts: dict[int, int] = {}
+            for i, z in enumerate(self.zone_of[: len(label)]):
+                if z == code:
+                    counts[label[i]] = counts.get(label[i], 0) + 1
+            unlisted = len(matrix) - 1
+            counts.pop(unlisted, None)
+            side = min(counts, key=lambda g: (-counts[g], g)) if counts else unlisted
+            label.append(side)
+        self.cut_version += 1
 
     def _transmission(self, msg: Message, src_i: int, dst_i: int, now: float) -> float:
         """Seconds until ``msg`` has left the link: waiting for it to be free, then size / bw."""
@@ -473,21 +549,84 @@ class Network:
             "dropped_by_reason": dict(self.dropped),
         }
 
-    def trace_records(self) -> list[dict[str, Any]]:
-        """The recorded messages (``record=True``) as dicts for ``messages.jsonl``."""
-        keys = (
-            "id",
-            "src",
-            "dst",
-            "kind",
-            "body",
-            "reply_to",
-            "shard",
-            "sent_at",
-            "time",
-            "outcome",
-        )
-        return [dict(zip(keys, row, strict=True)) for row in self.log]
+    def trace_records(self) -> TraceRecords:
+        """The recorded messages (``record=True``) as dicts for ``messages.jsonl``: an
+        iterable (read back from disk as it goes) with a length."""
+        return TraceRecords(self.log)
+
+
+_TRACE_KEYS = (
+    "id",
+    "src",
+    "dst",
+    "kind",
+    "body",
+    "reply_to",
+    "shard",
+    "sent_at",
+    "time",
+    "outcome",
+)
+
+
+class Spool:
+    """A list of records that moves them to a temporary file every ``CHUNK`` records, so a
+    traced run of millions of messages keeps only one chunk in memory. Append, iterate
+    (in order, from the file then memory) and take its length; the file is deleted with
+    the spool."""
+
+    CHUNK = 100_000
+
+    def __init__(self) -> None:
+        self._memory: list[tuple] = []
+        self._file = None
+        self._spilled = 0
+
+    def append(self, record: tuple) -> None:
+        self._memory.append(record)
+        if len(self._memory) >= self.CHUNK:
+            self._spill()
+
+    def _spill(self) -> None:
+        import pickle
+        import tempfile
+
+        if self._file is None:
+            # Closed with the spool (it is deleted then); no context to hold it in.
+            self._file = tempfile.TemporaryFile(prefix="capsim-trace-")  # noqa: SIM115
+        self._file.seek(0, 2)
+        pickle.dump(self._memory, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._spilled += len(self._memory)
+        self._memory = []
+
+    def __len__(self) -> int:
+        return self._spilled + len(self._memory)
+
+    def __iter__(self):
+        import pickle
+
+        if self._file is not None:
+            self._file.seek(0)
+            read = 0
+            while read < self._spilled:
+                chunk = pickle.load(self._file)
+                read += len(chunk)
+                yield from chunk
+        yield from list(self._memory)
+
+
+class TraceRecords:
+    """The message trace as dicts (``messages.jsonl`` lines), read lazily from a spool."""
+
+    def __init__(self, spool: Spool) -> None:
+        self._spool = spool
+
+    def __len__(self) -> int:
+        return len(self._spool)
+
+    def __iter__(self):
+        for row in self._spool:
+            yield dict(zip(_TRACE_KEYS, row, strict=True))
 
 
 def _trace_code(msg_id: int, src: int, dst: int) -> int:

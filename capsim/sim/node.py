@@ -45,6 +45,19 @@ time, the container, the shard, what was being handled and the policy's own fram
 the policy's namespace, so a policy may name its attributes as it likes (``self.pending``,
 ``self._alive``, ...) without breaking :meth:`rpc` or the timers.
 
+Containers that come and go. A ``scale`` action (or the autoscaler) changes the
+containers, and with them the placement: :meth:`hosts` then names the containers that
+should hold the shard, and :meth:`on_hosts_changed` is called on every live replica of a
+shard whose hosts changed. A new host's replica starts (``on_start``) with empty durable
+state and outside the membership; the policy moves the data it needs, as messages, and
+changes the membership with :meth:`set_members` its own way. A replica whose container
+is leaving, or whose shard moved elsewhere, is drained: it keeps running until the
+membership no longer names it, then capsim stops it (its state is gone with it). A
+policy that does not override :meth:`on_hosts_changed` gets the new hosts as members at
+once, and moves nothing. A replica may say it is not ready for clients
+(:meth:`set_ready`): clients' default routing and role targets pass it by until it says
+it is (say, a new replica catching up).
+
 A minimal policy, a single register on the first replica::
 
     class Solo(capsim.Node):
@@ -201,6 +214,7 @@ class Runtime:
         "pending",
         "forget",
         "policy",
+        "ready",
     )
 
     def dispatch(self, msg: Message) -> None:
@@ -464,6 +478,16 @@ class Node:
     def on_message(self, msg: Message) -> None:
         """Called for every message from another node (including late rpc replies)."""
 
+    def on_hosts_changed(self) -> None:
+        """Called on every live replica of a shard whose placement a scale action changed:
+        :meth:`hosts` now names the containers that should hold the shard.
+
+        The policy brings new hosts up to date, as messages, and changes the membership
+        (:meth:`set_members`) its own way; a member that is no longer a host is drained,
+        stopped once the membership leaves it out. Not overriding this hook means: the
+        new hosts become the members at once, and no state moves.
+        """
+
     def on_client(self, req: Request) -> None:
         """Called for every client request that reaches this node.
 
@@ -522,10 +546,11 @@ class Node:
     @property
     def peers(self) -> tuple[str, ...]:
         """The shard's current members, this replica included (in container order unless
-        :meth:`set_members` chose another order); for a service, every container."""
+        :meth:`set_members` chose another order); for a service, every container in the
+        cluster."""
         rt = self.__rt
         if rt.service is not None:
-            return tuple(rt.containers)
+            return rt.cluster.in_service
         return rt.cluster.members[rt.shard]
 
     def members(self, shard: int | None = None) -> tuple[str, ...]:
@@ -533,19 +558,38 @@ class Node:
         rt = self.__rt
         return rt.cluster.members[rt.shard if shard is None else shard]
 
-    def hosts(self, shard: int | None = None) -> tuple[str, ...]:
+    def hosts(self, shard: int | None = None, *, initial: bool = False) -> tuple[str, ...]:
         """The containers placed to hold ``shard``'s replicas (default: this replica's
-        shard), whether or not they are current members."""
+        shard), whether or not they are current members; with ``initial``, those placed
+        at boot, before any scale action (a fixed point every replica agrees on)."""
         rt = self.__rt
-        return rt.cluster.placement.replicas[rt.shard if shard is None else shard]
+        cluster = rt.cluster
+        placement = cluster.initial_placement if initial else cluster.placement
+        return placement.replicas[rt.shard if shard is None else shard]
 
     def shards(self) -> int:
         """How many shards the key space has (numbered from 0)."""
         return len(self.__rt.cluster.members)
 
-    def containers(self) -> tuple[str, ...]:
-        """Every container's id, in order."""
-        return tuple(self.__rt.containers)
+    def containers(self, *, initial: bool = False) -> tuple[str, ...]:
+        """The ids of the containers in the cluster, in order (added by a scale action and
+        not yet removed; a removed id never comes back); with ``initial``, those it booted
+        with."""
+        cluster = self.__rt.cluster
+        return cluster.initial_placement.containers if initial else cluster.in_service
+
+    def set_ready(self, ready: bool = True) -> None:
+        """Say whether this replica is ready for clients (default: ready once started).
+        While a replica on a container is not ready, clients' default routing passes the
+        container by (to a ready member in the client's zone, else any ready member) and
+        role targets do not count it, as a Kubernetes Service skips a pod whose readiness
+        probe fails. A container that is down or starting refuses requests whatever this
+        says. A restart starts ready again unless ``on_start`` says otherwise."""
+        rt = self.__rt
+        ready = bool(ready)
+        if rt.alive and rt.ready != ready:
+            rt.ready = ready
+            rt.cluster.readiness_changed(rt.container)
 
     def shard_of(self, key: str) -> int:
         """The shard that owns ``key``."""
@@ -573,9 +617,12 @@ class Node:
 
     def set_members(self, members: tuple[str, ...] | list[str], shard: int | None = None) -> None:
         """Change ``shard``'s membership (default: this replica's shard) to ``members``, in
-        the order given: containers placed to hold the shard, at least one, no repeats.
-        Every node sees it at once through :attr:`peers`; clients route by it. capsim moves
-        no state: the policy transfers what a new member needs, as messages."""
+        the order given: containers placed to hold the shard now or since the run began
+        (a replica being drained is still one), at least one, no repeats. Every node sees
+        it at once through :attr:`peers`; clients route by it. capsim moves no state: the
+        policy transfers what a new member needs, as messages. A replica that is no longer
+        a host is stopped once the membership leaves it out (see :meth:`on_hosts_changed`).
+        """
         rt = self.__rt
         shard = rt.shard if shard is None else shard
         rt.cluster.set_members(shard, members, by=rt.id)
@@ -743,6 +790,7 @@ def bind(
     rt.pending = {}
     rt.forget = deque()
     rt.policy = policy
+    rt.ready = True
     node._Node__rt = rt
     node.id = container.id
     node.zone = container.zone

@@ -251,7 +251,11 @@ class Workload:
         key = (version, client.zone)
         found = self._ab_entries.get(key)
         if found is None:
-            running = [c for c in self.cluster.containers if c.image.ref == ref]
+            running = [
+                c
+                for c in self.cluster.containers
+                if c.image.ref == ref and not c.removed and not c.draining
+            ]
             up = [c for c in running if c.up] or running
             found = [c for c in up if c.zone == client.zone] or up
             self._ab_entries[key] = found
@@ -472,6 +476,7 @@ class Workload:
         op.current = req
         op.target = target
         op.outstanding = True
+        target.requests += 1  # the autoscaler's request rate
         net = self.network
         net.send(op.client.id, target.id, CLIENT, req, op.to, None, op.home, target)
 
@@ -626,6 +631,7 @@ class Workload:
                     cid, service = chosen
                     return self._container(cid), service, False
                 return self._container(chosen), shard, False
+        members = self._routable(members)
         if home.id in members:
             return home, shard, True
         same_zone = [r for r in members if cluster.by_id[r].zone == home.zone]
@@ -653,6 +659,57 @@ class Workload:
             )
             side = self._side_cache[key] = 1 if 2 * reach > len(replicas) else 2
         return side
+
+    # -- containers that come and go ----------------------------------------------------------
+
+    def _routable(self, members: tuple[str, ...]) -> tuple[str, ...]:
+        """``members`` without those whose replicas say they are not ready (all of them if
+        none is ready: a client must try somewhere)."""
+        cluster = self.cluster
+        ready = tuple(m for m in members if not cluster.shunned(cluster.by_id[m]))
+        return ready or members
+
+    def containers_changed(self) -> None:
+        """A scale action added, drained or removed containers: follow the new placement,
+        and move clients off containers that are leaving and spread each zone's clients
+        over its containers again (round-robin, as at the start, over those in the cluster,
+        not draining and started; a client given a ``home`` keeps it while it stays). A
+        client whose home changes forgets its leader hints, as a new connection would."""
+        cluster = self.cluster
+        self.placement = cluster.placement
+        for container in cluster.containers:
+            if container.id not in self.node_code:
+                self.node_code[container.id] = self.history.nodes.code(container.id)
+        self._replica_idx = [
+            [cluster.by_id[r].idx for r in group] for group in self.placement.replicas
+        ]
+        self._side_version = -1
+        self._routes_version = -1
+        initial = len(cluster.initial_placement.containers)
+
+        def usable(c: Container) -> bool:
+            return not (c.removed or c.draining) and (c.idx < initial or c.ready_at is not None)
+
+        spec = self.spec
+        pinned: list[str | None] = []
+        for group in spec.clients or ():
+            pinned += [group.home] * group.count
+        anywhere = [c for c in cluster.containers if usable(c)]
+        if not anywhere:
+            return
+        seen: dict[str, int] = {}
+        for i, client in enumerate(self.clients):
+            pin = pinned[i] if i < len(pinned) else None
+            if pin is not None and usable(cluster.by_id[pin]):
+                client.home = cluster.by_id[pin]
+                continue
+            in_zone = [c for c in cluster.zones.get(client.zone, ()) if usable(c)] or anywhere
+            j = seen.get(client.zone, 0)
+            seen[client.zone] = j + 1
+            home = in_zone[j % len(in_zone)]
+            if home is not client.home:
+                client.home = home
+                client.hints = {}  # a new entry point: a new connection, no leader hints
 
     # -- the final phase ---------------------------------------------------------------------
 

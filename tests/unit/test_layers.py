@@ -26,12 +26,17 @@ LAYERS = {
     "capsim.faults": 0,
     "capsim.overrides": 0,
     "capsim.scenario": 0,
+    "capsim.schemadoc": 0,
     "capsim.history": 0,
     "capsim.topology": 0,
     "capsim.metrics": 1,
     "capsim.checkers": 1,
     "capsim.invariants": 1,
     "capsim.analytic": 1,
+    "capsim.analytic.profiles": 0,  # plain data the scenario schema shares
+    "capsim.analytic.des": 4,  # runs the simulator
+    "capsim.analytic.fidelity": 4,
+    "capsim.analytic.commands": 5,  # `capsim pbs` and `capsim fidelity`
     "capsim.sim": 2,
     "capsim.policies": 3,
     "capsim.runner": 4,

@@ -6,7 +6,7 @@ import itertools
 import math
 
 import pytest
-from conftest import make_world
+from conftest import make_scenario, make_world
 
 IDS = ["n1", "n2", "n3", "n4", "n5"]
 # Round-robin placement over zones a, b, c: a = n1 n4, b = n2 n5, c = n3.
@@ -447,3 +447,21 @@ def test_bandwidth_by_kind_and_units():
     world.engine.run(3)
     times = [m[0] for m in world.cluster.node("n4").received]
     assert times == [pytest.approx(1.501), pytest.approx(1.701)]
+
+
+def test_a_long_trace_spills_to_disk_and_reads_back_the_same(tmp_path, monkeypatch):
+    """The message trace keeps one chunk in memory and the rest in a temporary file: a
+    run traced with tiny chunks writes exactly the messages.jsonl of one kept in memory."""
+    from capsim.runner import run
+    from capsim.sim.network import Spool
+
+    scenario = make_scenario(duration=2.0, settle=0.5)
+    whole = run(scenario, seed=4, trace=True)
+    whole.write(tmp_path / "whole")
+    monkeypatch.setattr(Spool, "CHUNK", 7)
+    spilled = run(scenario, seed=4, trace=True)
+    assert spilled.messages._spool._spilled > 0  # it did go to disk
+    spilled.write(tmp_path / "spilled")
+    text = (tmp_path / "whole" / "messages.jsonl").read_text()
+    assert text == (tmp_path / "spilled" / "messages.jsonl").read_text()
+    assert len(spilled.messages) == len(text.splitlines()) > 100

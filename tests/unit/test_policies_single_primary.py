@@ -244,3 +244,25 @@ def test_single_primary_never_scores_a_stale_read_and_replicas_converge():
     assert s["sessions"]["read_your_writes"] == 0 and s["sessions"]["monotonic_reads"] == 0
     # Backups learn the commit index on the next heartbeat (50 ms): converged within that.
     assert s["convergence_s"] is not None and s["convergence_s"] <= 0.1
+
+
+def test_a_restarted_backup_learns_the_commit_without_new_writes():
+    """A backup that crashes before its commit index is synced comes back with an older
+    one; with no write after it, only its own word ("restarted") lets the primary carry
+    the commit to it again, so every replica applies the same log at the end."""
+    from capsim.runner import build
+
+    writes_then_quiet = make_scenario(
+        duration=6.0,
+        settle=2.0,
+        cluster={"disk": {"sync": 0.002, "writeback": 100.0}},
+        workload={"rate": 40, "read_fraction": 0.0},
+        # Writes stop at 3 s; at 4 s n3 crashes (its last commit index not yet synced).
+        faults=[{"kind": "crash", "at": 4.0, "target": "n3", "duration": 0.5}],
+    )
+    world = build(writes_then_quiet, 5)
+    world.workload.duration = 3.0  # clients stop invoking at 3 s; the run goes on to 6 s
+    world.run()
+    primary = world.cluster.node("n1", 0)
+    backup = world.cluster.node("n3", 0)
+    assert backup.applied == primary.applied == primary.commit > 0
