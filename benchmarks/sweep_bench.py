@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -130,6 +131,19 @@ def main() -> None:
     args = parser.parse_args()
     executors = ["local"] if args.no_dask else ["local", "dask"]
 
+    load = os.getloadavg()[0]
+    print(f"load average before: {load:.2f} on {os.cpu_count()} cores")
+    if load > 0.5:
+        print("  (other processes are running: the speed-ups below are not the machine's own)")
+    trivial = ["duration=0.05s", "settle=0s", "final_reads=false", "faults=[]"]
+    one = {"workload.keys": [3]}
+    cold = swept(trivial, one, args.workers)
+    warm = swept(trivial, one, args.workers)
+    print(
+        f"local pool start-up: a sweep of one trivial run takes {cold:.2f} s the first time "
+        f"in a process (the fork server imports capsim), {warm:.2f} s after"
+    )
+
     clusters = {}
     if "dask" in executors:
         logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -163,7 +177,6 @@ def main() -> None:
                 f"speed-up {loop / wall:.3f}, {loop / wall / speedup:.1%} of the machine's"
             )
 
-    trivial = ["duration=0.05s", "settle=0s", "final_reads=false", "faults=[]"]
     tiny_grid = {"workload.keys": list(range(1, args.trivial + 1))}
     for i in range(args.repeat):
         loop = serial_loop(trivial, tiny_grid)
@@ -188,7 +201,9 @@ def main() -> None:
             f"{statistics.median(figures[f'{executor} overhead']) * 1000:.1f} ms per run "
             "(target under 50 ms)"
         )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     for cluster in clusters.values():
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         cluster.close()
 
 

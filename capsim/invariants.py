@@ -11,10 +11,11 @@ of budget). Never a guess.
   checker, :mod:`capsim.checkers`). Evidence: the checker's witness, a short failing
   sub-history with the container that answered each operation.
 * ``no-lost-writes``: every acknowledged update survives. For the ``set`` workload, an
-  acknowledged add whose element is absent from every ``ok`` final read of its key is
-  lost. For registers, an acknowledged write (or CAS) is lost when a final read (after
-  the final heal and settle, when every acknowledged write must be visible) is stale with
-  respect to it: the write was invoked after the write whose value the final read
+  acknowledged add whose element is absent from every ``ok`` final read of its key that
+  began after the add was acknowledged is lost. For registers, an acknowledged write (or
+  CAS) is lost when a final read that began after it was acknowledged (after the final
+  heal and settle, when every acknowledged write must be visible) is stale with respect
+  to it: the write was invoked after the write whose value the final read
   returned had completed (after every sibling's, for a read that returned several), so
   it must have superseded that value, and the final read shows it did not. Evidence: the
   write and the final read, each with the container that answered it.
@@ -175,18 +176,20 @@ def _no_lost_writes(result: Any) -> Verdict:
     kind = result.scenario.workload.data_kind
     lost: list[tuple[int, int]] = []  # (write, final read that shows it lost)
     if kind == "set":
-        seen: dict[int, tuple[set, int]] = {}
+        finals: dict[int, list[int]] = {}
         for i in final_reads.tolist():
-            key = int(ops.key[i])
-            elements, _ = seen.get(key, (set(), i))
-            # Lost if absent from every final read: remember one read that lacks it.
-            seen[key] = (elements | set(ops.output(i) or ()), i)
+            finals.setdefault(int(ops.key[i]), []).append(i)
         for i in acked.tolist():
             if int(ops.f[i]) != ADD:
                 continue
-            entry = seen.get(int(ops.key[i]))
-            if entry is not None and ops.value(i) not in entry[0]:
-                lost.append((i, entry[1]))
+            # Lost if absent from every final read that began after its acknowledgement.
+            later = [
+                r
+                for r in finals.get(int(ops.key[i]), ())
+                if ops.invoke_time[r] > ops.complete_time[i]
+            ]
+            if later and not any(ops.value(i) in (ops.output(r) or ()) for r in later):
+                lost.append((i, later[0]))
     else:
         lost = _lost_register_writes(ops, final_reads, acked)
     if not lost:
@@ -237,7 +240,12 @@ def _lost_register_writes(
                 break
             newest = max(newest, done)
         for w in by_key.get(key, ()):
-            if ops.invoke_time[w] > newest and w not in lost:
+            # Only a final read that began after the write was acknowledged must show it.
+            if (
+                ops.invoke_time[w] > newest
+                and ops.complete_time[w] < ops.invoke_time[r]
+                and w not in lost
+            ):
                 lost[w] = r
     return sorted(lost.items())
 

@@ -1502,10 +1502,7 @@ def check_references(scenario: Scenario, *, source: str | None = None) -> None:
 
     def known(name: str) -> bool:
         return (
-            is_container_id(name, ever)
-            or name in zones
-            or name in ROLE_TARGETS
-            or name == "random"
+            is_container_id(name, ever) or name in zones or name in ROLE_TARGETS or name == "random"
         )
 
     for i, fault in enumerate(scenario.faults):

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import copy
-import os
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from capsim.runner import build
 from capsim.scenario import parse_scenario
+from capsim.testing import load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Hypothesis: derandomized and small in CI (the default); "thorough" for long hunts.
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("thorough", max_examples=1000, deadline=None)
-settings.load_profile(os.environ.get("CAPSIM_HYPOTHESIS_PROFILE", "ci"))
+# Hypothesis: the profiles capsim.testing registers, "ci" (derandomized, small) unless
+# CAPSIM_HYPOTHESIS_PROFILE names another ("thorough" for long hunts).
+load_profile()
 sys.path.insert(0, str(Path(__file__).resolve().parent / "unit"))
 
 #: A quiet base scenario: constant latencies so that times can be worked out by hand.

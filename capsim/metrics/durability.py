@@ -20,10 +20,13 @@ def durability(ops: Operations, workload: str) -> dict[str, Any]:
 
     ``acknowledged_writes``: updates (write, cas, add) of the main phase that completed
     ``ok``. ``lost_writes`` (set workload only, else ``None``): acknowledged adds whose
-    element is absent from every ``ok`` final read of its key; ``lost`` lists them as
-    ``[key, element]`` in key order (a run's summary keeps the first ``LOST_LISTED``, and
-    ``--out`` writes every one to ``lost_writes.jsonl``). ``unchecked_writes``: acknowledged
-    adds to keys that no final read returned, so that whether they were lost is unknown.
+    element is absent from every ``ok`` final read of its key that began after the add was
+    acknowledged; ``lost`` lists them as ``[key, element]`` in key order (a run's summary
+    keeps the first ``LOST_LISTED``, and ``--out`` writes every one to
+    ``lost_writes.jsonl``). ``unchecked_writes``: acknowledged adds that no ``ok`` final
+    read of their key began after (none returned, or the add was acknowledged after they
+    began: with a timeout longer than ``settle``), so that whether they were lost is
+    unknown.
     """
     main = ~ops.final
     acked = main & (ops.type == OK) & np.isin(ops.f, UPDATES)
@@ -35,16 +38,23 @@ def durability(ops: Operations, workload: str) -> dict[str, Any]:
     }
     if workload != "set":
         return out
-    seen: dict[int, set] = {}
+    # Per key, its ok final reads as (invocation time, elements), latest first.
+    finals: dict[int, list[tuple[float, set]]] = {}
     final_ok = np.flatnonzero(ops.final & (ops.type == OK) & (ops.f == READ))
     for i in final_ok.tolist():
-        seen.setdefault(int(ops.key[i]), set()).update(ops.output(i) or ())
+        finals.setdefault(int(ops.key[i]), []).append(
+            (float(ops.invoke_time[i]), set(ops.output(i) or ()))
+        )
     lost, unchecked = [], 0
     for i in np.flatnonzero(acked & (ops.f == ADD)).tolist():
-        key = int(ops.key[i])
-        if key not in seen:
+        acked_at = float(ops.complete_time[i])
+        # Only final reads that began after the add was acknowledged must show it.
+        later = [
+            elements for began, elements in finals.get(int(ops.key[i]), ()) if began > acked_at
+        ]
+        if not later:
             unchecked += 1
-        elif ops.value(i) not in seen[key]:
+        elif not any(ops.value(i) in elements for elements in later):
             lost.append([ops.key_name(i), ops.value(i)])
     out.update(lost_writes=len(lost), unchecked_writes=unchecked, lost=sorted(lost))
     return out

@@ -217,3 +217,29 @@ def test_figure8_bug_switch_breaks_safety_with_evidence():
     chosen = run(short("raft-figure8"), invariants=["single-leader"])
     assert chosen.summary["invariants"]["checked"] == ["single-leader"]
     assert chosen.summary["invariants"]["held"] == ["single-leader"]
+
+
+def test_an_add_acknowledged_after_the_final_reads_began_is_unchecked_not_lost():
+    # A long timeout: the add is acknowledged at 12, after the final read began at 10.5.
+    events = [
+        *op(0, "add", "s", 1, 0.0, 1.0),
+        *op(1, "add", "s", 2, 9.5, 12.0),
+        *op(2, "read", "s", None, 10.5, 10.6, output=[1], final=True),
+    ]
+    assert verdict(fake(events, kind="set"), "no-lost-writes").status == "held"
+    # A final read that began after it, and lacks it, shows it lost.
+    events += op(3, "read", "s", None, 12.5, 12.6, output=[1], final=True)
+    assert verdict(fake(events, kind="set"), "no-lost-writes").status == "failed"
+
+
+def test_durability_counts_late_acknowledgements_as_unchecked():
+    from capsim.metrics.durability import durability
+
+    events = [
+        *op(0, "add", "s", 1, 0.0, 1.0),
+        *op(1, "add", "s", 2, 9.5, 12.0),  # acknowledged after the final read began
+        *op(2, "add", "s", 3, 2.0, 3.0),  # acknowledged before it, and missing: lost
+        *op(3, "read", "s", None, 10.5, 10.6, output=[1], final=True),
+    ]
+    out = durability(fake(events, kind="set").history.operations(), "set")
+    assert (out["lost_writes"], out["unchecked_writes"], out["lost"]) == (1, 1, [["s", 3]])

@@ -288,9 +288,7 @@ def test_deleting_a_fault_leaves_the_others_choices_unchanged():
 
     def choices(records):
         return {
-            r["spec"]: (r.get("targets"), r.get("groups"))
-            for r in records
-            if r["event"] == "start"
+            r["spec"]: (r.get("targets"), r.get("groups")) for r in records if r["event"] == "start"
         }
 
     def scenario(schedule):

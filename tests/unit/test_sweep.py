@@ -663,3 +663,24 @@ def test_the_readme_tradeoff_sweep_gives_the_figures_it_quotes(tmp_path):
     assert f"({float(w3[minority]):.2f} of its operations)" in readme
     assert f"a few stale reads ({float(w3[stale]):.3f})" in readme
     assert f"and {float(w1[stale]) * 100:.0f}% of reads are stale" in readme
+
+
+def test_from_python_a_scenario_object_sweeps_into_rows_without_a_folder(tmp_path):
+    from capsim.sweep import sweep
+
+    scenario = load_scenario(write(tmp_path, "tiny.yaml", TINY))
+    result = sweep(scenario, grid={"workload.keys": [2, 3]}, seeds=range(5, 7), workers=2)
+    assert result.out is None and result.failed == 0
+    assert [(r["cell"], r["policy"], r["workload.keys"], r["seed"]) for r in result.rows] == [
+        (0, "{name: raft}", "2", 5),
+        (0, "{name: raft}", "2", 6),
+        (1, "{name: raft}", "3", 5),
+        (1, "{name: raft}", "3", 6),
+        (2, "{name: quorum, params: {r: 1, w: 1}}", "2", 5),
+        (2, "{name: quorum, params: {r: 1, w: 1}}", "2", 6),
+        (3, "{name: quorum, params: {r: 1, w: 1}}", "3", 5),
+        (3, "{name: quorum, params: {r: 1, w: 1}}", "3", 6),
+    ]
+    cell = load_scenario(tmp_path / "tiny.yaml", overrides=["workload.keys=3"])
+    assert result.rows[3]["trace_digest"] == run(cell, seed=6).summary["trace_digest"]
+    assert [a["seeds"] for a in result.aggregate] == [2, 2, 2, 2]
