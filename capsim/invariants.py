@@ -26,10 +26,10 @@ of budget). Never a guess.
   ``Node.role`` and ``Node.term`` recorded it. Evidence: the shard, the term and the
   containers, each with the time it took the role.
 * ``state-machine-safety``: no two replicas apply different commands at the same log
-  position (through ``Node.applied_log()``, sampled at every change of role or term,
-  before every crash, at the end of the main phase and at the end of the run). Evidence:
-  the shard, the position, and the two commands with the container and time each was
-  seen applied.
+  position (through ``Node.applied_log()``, sampled at changes of role, at most once a
+  simulated second per replica, before every crash, and at the end of the main phase and
+  of the run). Evidence: the shard, the position, and the two commands with the
+  container and time each was seen applied.
 
 A user's own invariant is a function of the run (a :class:`capsim.runner.Result`)
 returning ``None`` when it holds, or evidence (a dict, or a message) when it fails;

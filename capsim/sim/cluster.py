@@ -47,6 +47,8 @@ __all__ = ["Container", "Cluster"]
 
 #: Role changes kept per run (``roles.jsonl``); later ones are counted, not kept.
 MAX_ROLE_CHANGES = 1_000_000
+#: Simulated seconds between two samples of one replica's applied log at role changes.
+ROLE_SAMPLE_GAP_S = 1.0
 
 
 class AppliedLogs:
@@ -54,9 +56,10 @@ class AppliedLogs:
     command seen applied at each log position (with the container and time), and the first
     sample that applied a different command at a position already taken.
 
-    Samples are taken when a replica's role or term changes, just before a container
-    crashes (its applied state is volatile), and at the end of the main phase and of the
-    run. Each sample compares the replica's whole applied log with what has been seen.
+    Samples are taken when a replica's role changes (at most once a second of simulated
+    time per replica), just before a container crashes (its applied state is volatile),
+    and at the end of the main phase and of the run. Each sample compares the replica's
+    whole applied log with what has been seen.
     """
 
     __slots__ = ("seen", "conflict", "samples")
@@ -360,6 +363,7 @@ class Cluster:
         self.roles_dropped = 0
         self._role_last: dict[tuple[str, int | str], tuple[str | None, int | None]] = {}
         self._role_pending: set[tuple[str, int | str]] = set()
+        self._role_sampled: dict[tuple[str, int | str], float] = {}
         self.applied = AppliedLogs()
 
     def attach(self, network: Network) -> None:
@@ -541,8 +545,21 @@ class Cluster:
         self._role_pending.discard((cid, key))
         if container.incarnation != incarnation or container.replicas.get(key) is not node:
             return  # crashed since (the crash recorded it)
+        before = self._role_last.get((cid, key), (None, None))[0]
         self._record_role(cid, key, node._role, node._term)
-        if self.applied.wanted(node, key):
+        # A change of role (not of term alone: a candidate on the losing side of a
+        # partition counts terms up every election timeout) is when logs are cut and
+        # rebuilt; sampling there keeps the cost to a few whole-log reads per election.
+        # At most one such sample per replica per ROLE_SAMPLE_GAP_S of simulated time (a
+        # whole-log read each); crashes and the ends of the phases are always sampled.
+        last = self._role_sampled.get((cid, key))
+        now = self.engine.now
+        if (
+            node._role != before
+            and (last is None or now - last >= ROLE_SAMPLE_GAP_S)
+            and self.applied.wanted(node, key)
+        ):
+            self._role_sampled[(cid, key)] = now
             self._sample_now(cid, key, node)
 
     def _record_role(self, cid: str, key: int | str, role: str | None, term: int | None) -> None:
