@@ -6,7 +6,7 @@ overhead each run adds.
 
 Speed-up. A sweep of ``--cells`` cells (the quickstart, its duration stretched so that one
 run takes about ``--cell-seconds`` of wall time here, one cell per value of
-``workload.keys``, one seed) runs once as a plain loop of ``capsim.run`` calls in this
+``workload.keys``, one seed) runs once as a plain loop of ``capsim.run`` calls in a fresh
 process, then with ``capsim.sweep`` on the local pool and on a Dask cluster (a
 ``LocalCluster`` of ``--workers`` processes, started beforehand and timed apart) of
 ``--workers`` workers; its speed-up is the loop's time over the sweep's. The machine's own
@@ -15,7 +15,7 @@ number of tasks, each a quarter as long) in a process pool of the same size. Tar
 (issue 9): the sweep's speed-up at least 90% of the machine's.
 
 Overhead. ``--trivial`` runs of a scenario that simulates almost nothing (a few
-milliseconds each) run as a loop in this process and then as a sweep on one worker; the
+milliseconds each) run as a loop in a fresh process and then as a sweep on one worker; the
 difference divided by the number of runs is what a sweep adds per run (sending the
 scenario, the result coming back, its file and its row), start-up included. Target: under
 50 ms. Prints medians of ``--repeat`` repeats; figures, not a test.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -60,11 +61,23 @@ def machine_speedup(tasks: int, seconds: float, workers: int) -> tuple[float, fl
     while timed(spin, n) < 0.05:
         n *= 2
     n = int(n * seconds / timed(spin, n))
-    serial = timed(lambda: [spin(n) for _ in range(tasks)])
+    serial = in_fresh_process(_spins, n, tasks)
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(spin, [1000] * workers))  # start the processes outside the timing
         parallel = timed(lambda: list(pool.map(spin, [n] * tasks)))
     return serial, parallel, serial / parallel
+
+
+def _spins(n: int, tasks: int) -> float:
+    return timed(lambda: [spin(n) for _ in range(tasks)])
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a process of its own, as a worker runs: not in this one, whose Dask
+    scheduler and client threads would slow a loop down."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def cell_overrides(seconds: float) -> list[str]:
@@ -77,7 +90,11 @@ def cell_overrides(seconds: float) -> list[str]:
 
 
 def serial_loop(overrides: list[str], grid: dict, seeds: int = 1) -> float:
-    """The runs of a sweep, one after the other in this process."""
+    """The runs of a sweep, one after the other in a fresh process."""
+    return in_fresh_process(_serial_loop, overrides, grid, seeds)
+
+
+def _serial_loop(overrides: list[str], grid: dict, seeds: int = 1) -> float:
     ((path, values),) = grid.items()
     started = time.perf_counter()
     for value in values:
