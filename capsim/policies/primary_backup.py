@@ -833,6 +833,11 @@ class PrimaryBackup(Node):
             if epoch > self.term:
                 self.adopt(epoch)  # a backup follows a later epoch: we are deposed
             return
+        if sent is None:
+            # A refusal of an append this replica sent as primary of an earlier epoch,
+            # arriving now that it leads the backup's epoch again: it says nothing of this
+            # epoch's appends (and its epoch was adopted when it was made primary).
+            return
         backup = msg.src
         self.contact[backup] = self.ticks
         self.acked_sent[backup] = sent
