@@ -43,6 +43,7 @@ class Hunt:
     invariants: tuple[str, ...] | None  # None: the policy's claims
     bug: bool  # whether a correct search must find something
     what: str
+    kinds: tuple[str, ...] | None = None  # fault kinds to draw (None: explore's default)
 
 
 #: Every hunt shortens its scenario to 10 s of main phase: more examples per minute.
@@ -80,6 +81,15 @@ HUNTS = (
         None,
         True,
         "quorum n=3 r=2 w=2, versioning: lww",
+    ),
+    Hunt(
+        "quorum-lww-linearizable",
+        "scenarios/quorum-lww-clock-skew.yaml",
+        SHORT,
+        ("linearizable",),
+        True,
+        "quorum n=3 r=2 w=2, versioning: lww, clock faults only",
+        ("clock",),
     ),
     Hunt(
         "raft-read-index",
@@ -124,7 +134,8 @@ def run_hunt(hunt: Hunt, *, store: bool, progress: bool) -> dict:
 
         watch = ProgressLine(log_every_s=15.0)
     started = time.perf_counter()
-    found = explore(scenario, invariants=hunt.invariants, progress=watch)
+    kinds = {} if hunt.kinds is None else {"kinds": hunt.kinds}
+    found = explore(scenario, invariants=hunt.invariants, progress=watch, **kinds)
     wall = time.perf_counter() - started
     leaders = found.leader_examples if _has_leader(found) else None
     row = {

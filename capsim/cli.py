@@ -310,7 +310,10 @@ def _add_explore(sub) -> None:
         description="Keep a scenario's cluster, policy and workload, search fault schedules "
         "with Hypothesis (partitions, crashes, pauses, clock and link faults, aimed at "
         "containers, zones or the current leader or primary), and shrink the first one that "
-        "breaks an invariant to a smallest schedule. Exit status 1 after writing the "
+        "breaks an invariant to a smallest schedule. Two examples in three are storms: a "
+        "random nemesis aimed at the leader that chases its elections; a storm that breaks "
+        "an invariant is frozen into the faults it drew and pruned. Exit status 1 after "
+        "writing the "
         "reproducer (scenario.yaml, which 'capsim run' replays, evidence.json, run/ and "
         "timeline.png) to --out; 0 if the examples broke nothing; 2 for bad input. Same "
         "scenario and seed, same search (up to where --budget cuts it).",
@@ -379,7 +382,14 @@ def _add_explore(sub) -> None:
         type=_positive_int,
         default=4,
         metavar="N",
-        help="at most N faults in a schedule (default 4)",
+        help="at most N faults in a schedule drawn as such (default 4; a storm's faults are "
+        "pruned after it breaks an invariant)",
+    )
+    explore.add_argument(
+        "--no-storms",
+        dest="storms",
+        action="store_false",
+        help="draw only schedules of at most --max-faults faults, no random nemeses",
     )
     explore.add_argument(
         "--quiet", action="store_true", help="no progress line on stderr while searching"

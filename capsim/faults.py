@@ -11,6 +11,12 @@ replica of ``shard`` reports that role through introspection, the two words mean
 same), or ``random`` (one container drawn from the nemesis stream). A list of targets is
 their union.
 
+A fault aimed at a role can also be timed by one: with ``after: new-leader`` it waits,
+from ``at``, for a replica of ``shard`` to become leader (or primary), and strikes
+``delay`` seconds later, so "crash the new leader 50 ms after it is elected" holds
+whatever the elections before it did. A fault still waiting when the main phase ends is
+recorded as skipped.
+
 Partitions are directional reachability: a partition *cuts* ordered pairs ``(a, b)``,
 meaning a message from ``a`` does not reach ``b``. Shapes (after Jepsen's nemeses):
 
@@ -35,12 +41,13 @@ its own way, as messages.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from capsim.distributions import Distribution
+from capsim.distributions import Distribution, Exponential
 from capsim.schema import (
     Duration,
     FiniteFloat,
@@ -49,6 +56,7 @@ from capsim.schema import (
     PositiveRate,
     Probability,
     WholeNumber,
+    at_default,
     spec,
 )
 
@@ -69,15 +77,22 @@ __all__ = [
     "Fault",
     "FAULTS",
     "ROLE_TARGETS",
+    "TRIGGERS",
     "PARTITION_SHAPES",
     "Target",
     "partition_groups",
     "partition_cuts",
     "partition_blocks",
     "cut_count",
+    "fault_from_repr",
 ]
 
 Target = str | tuple[str, ...]
+
+#: What a fault may wait for (``after``): a replica becoming leader or primary (the two
+#: words mean the same, as role targets do).
+Trigger = Literal["new-leader", "new-primary"]
+TRIGGERS = ("new-leader", "new-primary")
 
 #: Role words a target may use; both match a replica whose role is "leader" or "primary".
 ROLE_TARGETS = ("leader", "primary")
@@ -85,6 +100,33 @@ ROLE_TARGETS = ("leader", "primary")
 PARTITION_SHAPES = ("groups", "isolate", "halves", "bridge", "majorities-ring", "one-way")
 
 
+def _quiet(*names: str):
+    """Leave fields ``names`` out of the class's ``repr`` while they hold their defaults.
+
+    A fault's ``repr`` names its random streams (see :mod:`capsim.sim.nemesis`) and is
+    recorded in ``faults.jsonl``; fields added after a fault kind first shipped stay out
+    of it until used, so a schedule written before them draws the same choices and
+    records the same specs."""
+
+    def wrap(cls):
+        def __repr__(self) -> str:
+            parts = []
+            for field in dataclasses.fields(self):
+                if not field.repr:
+                    continue
+                value = getattr(self, field.name)
+                if field.name in names and at_default(field, value):
+                    continue
+                parts.append(f"{field.name}={value!r}")
+            return f"{type(self).__name__}({', '.join(parts)})"
+
+        cls.__repr__ = __repr__
+        return cls
+
+    return wrap
+
+
+@_quiet("after", "delay")
 @spec
 class Partition:
     """Cut the network into groups of the given ``shape`` (see the module docstring)."""
@@ -103,6 +145,11 @@ class Partition:
     (``null``: one at ``random``); for ``halves``, containers put in the minority."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
     """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    after: Trigger | None = None
+    """``new-leader``: the fault waits, from ``at``, for a replica of ``shard`` to become
+    leader (or primary), and strikes ``delay`` after it; ``null``: at ``at``."""
+    delay: NonNegativeDuration = 0.0
+    """With ``after``, how long after the new leader the fault strikes."""
     kind: Literal["partition"] = Field(default="partition", repr=False)
 
     @model_validator(mode="after")
@@ -129,6 +176,7 @@ class Heal:
     kind: Literal["heal"] = Field(default="heal", repr=False)
 
 
+@_quiet("after", "delay")
 @spec
 class Crash:
     """Kill the target containers: volatile state and timers are lost, durable state kept.
@@ -147,9 +195,15 @@ class Crash:
     until a ``restart`` or the final phase."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
     """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    after: Trigger | None = None
+    """``new-leader``: the fault waits, from ``at``, for a replica of ``shard`` to become
+    leader (or primary), and strikes ``delay`` after it; ``null``: at ``at``."""
+    delay: NonNegativeDuration = 0.0
+    """With ``after``, how long after the new leader the fault strikes."""
     kind: Literal["crash"] = Field(default="crash", repr=False)
 
 
+@_quiet("after", "delay")
 @spec
 class Restart:
     """Start the target containers again if they are down (ready after the start-up time)."""
@@ -160,9 +214,15 @@ class Restart:
     """The containers to restart (those of them that are down)."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
     """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    after: Trigger | None = None
+    """``new-leader``: the fault waits, from ``at``, for a replica of ``shard`` to become
+    leader (or primary), and strikes ``delay`` after it; ``null``: at ``at``."""
+    delay: NonNegativeDuration = 0.0
+    """With ``after``, how long after the new leader the fault strikes."""
     kind: Literal["restart"] = Field(default="restart", repr=False)
 
 
+@_quiet("after", "delay")
 @spec
 class Pause:
     """Freeze the target containers (a GC pause, SIGSTOP) for ``duration``.
@@ -180,9 +240,15 @@ class Pause:
     """How long the pause lasts; ``null``: until the final phase."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
     """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    after: Trigger | None = None
+    """``new-leader``: the fault waits, from ``at``, for a replica of ``shard`` to become
+    leader (or primary), and strikes ``delay`` after it; ``null``: at ``at``."""
+    delay: NonNegativeDuration = 0.0
+    """With ``after``, how long after the new leader the fault strikes."""
     kind: Literal["pause"] = Field(default="pause", repr=False)
 
 
+@_quiet("after", "delay")
 @spec
 class ClockSkew:
     """Shift the target containers' clocks by ``offset`` and make them run at ``rate``.
@@ -207,9 +273,15 @@ class ClockSkew:
     """How long until the clock is stepped back to true time; ``null``: until the final phase."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
     """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    after: Trigger | None = None
+    """``new-leader``: the fault waits, from ``at``, for a replica of ``shard`` to become
+    leader (or primary), and strikes ``delay`` after it; ``null``: at ``at``."""
+    delay: NonNegativeDuration = 0.0
+    """With ``after``, how long after the new leader the fault strikes."""
     kind: Literal["clock"] = Field(default="clock", repr=False)
 
 
+@_quiet("after", "delay")
 @spec
 class LinkFault:
     """Degrade links: extra ``latency`` (a distribution), ``loss``, ``duplicate``.
@@ -240,6 +312,11 @@ class LinkFault:
     """The chance that a message on these links is delivered twice."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
     """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    after: Trigger | None = None
+    """``new-leader``: the fault waits, from ``at``, for a replica of ``shard`` to become
+    leader (or primary), and strikes ``delay`` after it; ``null``: at ``at``."""
+    delay: NonNegativeDuration = 0.0
+    """With ``after``, how long after the new leader the fault strikes."""
     kind: Literal["link"] = Field(default="link", repr=False)
 
     @model_validator(mode="after")
@@ -296,6 +373,7 @@ RandomKind = Literal["partition", "crash", "pause", "clock"]
 Shape = Literal["isolate", "halves", "bridge", "majorities-ring", "one-way"]
 
 
+@_quiet("chase", "delay", "seed")
 @spec
 class RandomFaults:
     """A random nemesis: faults arriving as a Poisson process at ``rate`` per second
@@ -305,6 +383,13 @@ class RandomFaults:
     distribution and a target by ``target`` (for partitions, a shape from ``shapes``); a
     clock fault jumps by up to ``max_clock_offset`` either way. Every generated fault is
     recorded in ``faults.jsonl`` as it is applied, with its ``spec``.
+
+    With ``chase`` above 0 the nemesis also hunts leaders: each time a replica of
+    ``shard`` becomes leader (or primary), with probability ``chase``, one more fault
+    arrives ``delay`` (a distribution) after it, drawn as above. That strikes at what
+    elections leave behind (a new leader whose first entries have not spread, an old one
+    just back), which Poisson arrivals reach only by luck. ``seed`` picks another draw of
+    the same nemesis under the same scenario seed.
     """
 
     at: NonNegativeDuration
@@ -324,7 +409,14 @@ class RandomFaults:
     max_clock_offset: NonNegativeDuration = 1.0
     """The furthest a clock fault jumps, either way."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
-    """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    """The shard whose replicas a role target (``leader``, ``primary``) looks among, and
+    whose elections ``chase`` follows."""
+    chase: Probability = 0.0
+    """The chance that a fault follows each new leader (or primary) of ``shard``."""
+    delay: Distribution = Field(default_factory=lambda: Exponential(mean=0.3))
+    """With ``chase``, how long after the new leader its fault arrives, a distribution."""
+    seed: Annotated[WholeNumber, Field(ge=0)] = 0
+    """Which draw of this nemesis: another number, other faults, with the same scenario."""
     kind: Literal["random"] = Field(default="random", repr=False)
 
 
@@ -403,6 +495,7 @@ class Scale:
         return self
 
 
+@_quiet("after", "delay")
 @spec
 class Stop:
     """The target containers' processes exit cleanly (exit status 0) after flushing their
@@ -417,6 +510,11 @@ class Stop:
     ``random``, or a list of them."""
     shard: Annotated[WholeNumber, Field(ge=0)] = 0
     """The shard whose replicas a role target (``leader``, ``primary``) looks among."""
+    after: Trigger | None = None
+    """``new-leader``: the fault waits, from ``at``, for a replica of ``shard`` to become
+    leader (or primary), and strikes ``delay`` after it; ``null``: at ``at``."""
+    delay: NonNegativeDuration = 0.0
+    """With ``after``, how long after the new leader the fault strikes."""
     kind: Literal["stop"] = Field(default="stop", repr=False)
 
 
@@ -453,6 +551,44 @@ FAULTS: dict[str, type] = {
     "scale": Scale,
     "stop": Stop,
 }
+
+
+def fault_from_repr(text: str) -> Any:
+    """The fault whose ``repr`` is ``text`` (as ``faults.jsonl`` records a fault's ``spec``):
+    ``Crash(at=2.5, target='leader', duration=0.4, shard=0)``. Only fault and distribution
+    constructors and literals are read; nothing is evaluated. Raises ``ValueError`` for
+    anything else."""
+    import ast
+
+    from capsim import distributions
+
+    classes: dict[str, type] = {cls.__name__: cls for cls in FAULTS.values()}
+    classes.update(
+        {
+            name: getattr(distributions, name)
+            for name in distributions.__all__
+            if isinstance(getattr(distributions, name), type)
+        }
+    )
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in classes or node.args:
+                raise ValueError(f"not a fault spec: {ast.unparse(node)[:80]!r}")
+            kwargs = {kw.arg: value(kw.value) for kw in node.keywords if kw.arg is not None}
+            return classes[node.func.id](**kwargs)
+        if isinstance(node, ast.Tuple | ast.List):
+            return tuple(value(item) for item in node.elts)
+        return ast.literal_eval(node)
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not a fault spec: {text[:80]!r}") from exc
+    fault = value(tree.body)
+    if type(fault) not in FAULTS.values():
+        raise ValueError(f"not a fault spec: {text[:80]!r}")
+    return fault
 
 
 def partition_groups(

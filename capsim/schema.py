@@ -34,11 +34,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
+from pydantic.fields import FieldInfo
 
 from capsim.units import parse_duration, parse_rate
 
 __all__ = [
     "spec",
+    "at_default",
     "Duration",
     "NonNegativeDuration",
     "PositiveDuration",
@@ -73,6 +75,19 @@ MAX_RATE = 1e9
 def spec(cls):
     """Make ``cls`` a frozen, keyword-only, validated dataclass that rejects unknown fields."""
     return _pydantic_dataclass(frozen=True, kw_only=True, config=SPEC_CONFIG)(cls)
+
+
+def at_default(field: dataclasses.Field, value: Any) -> bool:
+    """Whether a spec's ``field`` holds its default ``value`` (plain defaults, factories
+    and pydantic ``Field(default=..., default_factory=...)`` alike)."""
+    default = field.default
+    if isinstance(default, FieldInfo):
+        default = default.get_default(call_default_factory=True)
+    elif default is dataclasses.MISSING:
+        if field.default_factory is dataclasses.MISSING:
+            return False
+        default = field.default_factory()
+    return value == default
 
 
 def _non_negative(value: float) -> float:

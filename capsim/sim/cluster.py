@@ -36,6 +36,7 @@ from typing import Any
 
 from capsim.distributions import Constant, draws
 from capsim.errors import PolicyError
+from capsim.faults import ROLE_TARGETS
 from capsim.scenario import Image, Scenario
 from capsim.sim.engine import Engine
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message, Network, Transfer
@@ -364,6 +365,9 @@ class Cluster:
         self._role_last: dict[tuple[str, int | str], tuple[str | None, int | None]] = {}
         self._role_pending: set[tuple[str, int | str]] = set()
         self._role_sampled: dict[tuple[str, int | str], float] = {}
+        #: Called with (container, shard) when a replica of the shard becomes leader or
+        #: primary (the nemesis's ``after: new-leader`` faults and chasing nemeses).
+        self.leader_watchers: dict[int, list[Callable[[str, int], None]]] = {}
         self.applied = AppliedLogs()
 
     def attach(self, network: Network) -> None:
@@ -547,6 +551,9 @@ class Cluster:
             return  # crashed since (the crash recorded it)
         before = self._role_last.get((cid, key), (None, None))[0]
         self._record_role(cid, key, node._role, node._term)
+        if self.leader_watchers and node._role != before and node._role in ROLE_TARGETS:
+            for watcher in tuple(self.leader_watchers.get(key, ())):  # type: ignore[arg-type]
+                watcher(cid, key)  # type: ignore[arg-type]
         # A change of role (not of term alone: a candidate on the losing side of a
         # partition counts terms up every election timeout) is when logs are cut and
         # rebuilt; sampling there keeps the cost to a few whole-log reads per election.
@@ -595,6 +602,18 @@ class Cluster:
             if container.up:
                 for key, node in container.replicas.items():
                     self._sample_now(container.id, key, node)
+
+    def watch_leaders(self, shard: int, watcher: Callable[[str, int], None]) -> None:
+        """Call ``watcher(container, shard)`` each time a replica of ``shard`` becomes
+        leader or primary (once its handler has returned), until :meth:`unwatch_leaders`."""
+        self.leader_watchers.setdefault(shard, []).append(watcher)
+
+    def unwatch_leaders(self, shard: int, watcher: Callable[[str, int], None]) -> None:
+        watchers = self.leader_watchers.get(shard)
+        if watchers and watcher in watchers:
+            watchers.remove(watcher)
+            if not watchers:
+                del self.leader_watchers[shard]
 
     def with_role(self, roles: tuple[str, ...], shard: int = 0) -> list[str]:
         """Ids of live, ready containers whose replica of ``shard`` reports one of ``roles``."""

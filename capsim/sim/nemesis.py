@@ -136,6 +136,9 @@ class Nemesis:
         self._crash_pending: dict[Key, set[str]] = {}
         self._crashed_by: dict[str, Key] = {}
         self._upgrades: dict[Key, dict[str, Any]] = {}
+        #: Faults waiting for a new leader (``after``) or for their delay after one: shard,
+        #: watcher (None once triggered), and the reason to record if the phase ends first.
+        self._waiting: dict[Key, tuple[int, Callable[[str, int], None] | None, str]] = {}
         self._stopped = False
         # Scale actions under way, the image containers are added from (the one the last
         # upgrade moved to), and the autoscaler.
@@ -161,11 +164,48 @@ class Nemesis:
         cluster.on_event = self._cluster_event
 
     def schedule(self) -> None:
-        """Schedule every fault of the scenario at its ``at``."""
+        """Schedule every fault of the scenario at its ``at`` (one with ``after`` starts
+        waiting for its trigger then)."""
         for i, fault in enumerate(self.faults):
-            self.engine.call_in(fault.at, self._apply, i, fault)
+            if getattr(fault, "after", None) is not None:
+                self.engine.call_in(fault.at, self._arm, i, fault)
+            else:
+                self.engine.call_in(fault.at, self._apply, i, fault)
         if self.autoscaler is not None:
             self.autoscaler.schedule()
+
+    def _arm(self, key: int, fault: Any) -> None:
+        """Fault ``key`` waits for a new leader (or primary) of its shard, then strikes
+        ``delay`` later."""
+        if self._stopped:
+            return
+        shard = fault.shard
+
+        def triggered(cid: str, _shard: int) -> None:
+            self.cluster.unwatch_leaders(shard, triggered)
+            self._waiting[key] = (
+                shard,
+                None,
+                f"its delay ({fault.delay:g} s) after the new leader outlasted the main phase",
+            )
+            if fault.delay > 0:
+                self.engine.call_in(fault.delay, self._strike, key, fault)
+            else:
+                self._strike(key, fault)
+
+        self._waiting[key] = (
+            shard,
+            triggered,
+            f"no new leader or primary of shard {shard} between {fault.at:g} s and the end "
+            "of the main phase",
+        )
+        self.cluster.watch_leaders(shard, triggered)
+
+    def _strike(self, key: int, fault: Any) -> None:
+        if self._stopped:
+            return  # recorded as skipped when the main phase ended
+        self._waiting.pop(key, None)
+        self._apply(key, fault)
 
     def _apply(self, key: Key, fault: Any, rng: np.random.Generator | None = None) -> None:
         if self._stopped:
@@ -702,32 +742,62 @@ class Nemesis:
         until = fault.until if fault.until is not None else self.duration
         state = {"instance": 0}
 
-        def arrive() -> None:
-            if self._stopped or self.engine.now >= until:
-                return
+        def generate(trigger: float | None = None, delay: float = 0.0) -> None:
+            """One fault, drawn now; ``trigger``: the time of the new leader it chases."""
             state["instance"] += 1
             kind = fault.faults[int(rng.integers(len(fault.faults)))]
             duration = max(next(durations), 1e-9)
             now = self.engine.now
+            timing: dict[str, Any] = {"at": now, "shard": fault.shard}
+            if trigger is not None:
+                timing = {
+                    "at": trigger,
+                    "shard": fault.shard,
+                    "after": "new-leader",
+                    "delay": delay,
+                }
             if kind == "partition":
                 shape = fault.shapes[int(rng.integers(len(fault.shapes)))]
                 target = None if shape == "majorities-ring" else fault.target
-                concrete: Any = Partition(
-                    at=now, duration=duration, shape=shape, target=target, shard=fault.shard
-                )
+                concrete: Any = Partition(duration=duration, shape=shape, target=target, **timing)
             elif kind == "crash":
-                concrete = Crash(at=now, target=fault.target, duration=duration, shard=fault.shard)
+                concrete = Crash(target=fault.target, duration=duration, **timing)
             elif kind == "pause":
-                concrete = Pause(at=now, target=fault.target, duration=duration, shard=fault.shard)
+                concrete = Pause(target=fault.target, duration=duration, **timing)
             else:
                 offset = fault.max_clock_offset * (2.0 * float(portable.uniforms(rng, 1)[0]) - 1.0)
                 concrete = ClockSkew(
-                    at=now, target=fault.target, offset=offset, duration=duration, shard=fault.shard
+                    target=fault.target, offset=offset, duration=duration, **timing
                 )
             self._apply((i, state["instance"]), concrete, rng)
+
+        def arrive() -> None:
+            if self._stopped or self.engine.now >= until:
+                return
+            generate()
             self.engine.call_in(portable.exponential(rng, 1.0 / fault.rate), arrive)
 
         self.engine.call_in(portable.exponential(rng, 1.0 / fault.rate), arrive)
+        if fault.chase > 0:
+            # Whether and how long after each new leader: streams of their own.
+            chase_rng = self.engine.stream(f"nemesis.random.{ident}.chase")
+            delays = draws(fault.delay, self.engine.stream(f"nemesis.random.{ident}.delay"))
+
+            def chase(cid: str, shard: int) -> None:
+                now = self.engine.now
+                if self._stopped or now >= until:
+                    self.cluster.unwatch_leaders(fault.shard, chase)
+                    return
+                if float(portable.uniforms(chase_rng, 1)[0]) >= fault.chase:
+                    return
+                delay = next(delays)
+                self.engine.call_in(delay, strike, now, delay)
+
+            def strike(trigger: float, delay: float) -> None:
+                if not self._stopped and self.engine.now < until:
+                    generate(trigger, delay)
+
+            self.cluster.watch_leaders(fault.shard, chase)
 
     def _churn(self, i: int, fault: Churn) -> None:
         targets = (
@@ -767,6 +837,11 @@ class Nemesis:
         faults end, paused containers resume, clocks are corrected, zones come back, an
         upgrade under way stops, and containers that are down restart."""
         self._stopped = True
+        for key, (shard, watcher, reason) in sorted(self._waiting.items(), key=lambda kv: kv[0]):
+            if watcher is not None:
+                self.cluster.unwatch_leaders(shard, watcher)
+            self._record(key, self._fault_of(key).kind, "skipped", reason=reason)
+        self._waiting.clear()
         ended = list(self.active)
         for key in ended:
             self.end(key)

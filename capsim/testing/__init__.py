@@ -17,7 +17,15 @@ Importing this package registers the Hypothesis profiles ``ci`` and ``thorough``
 (:mod:`capsim.testing.profiles`); :func:`load_profile` selects one.
 """
 
-from capsim.testing.explore import DEFAULTS, Exploration, Failure, Progress, explore, replay
+from capsim.testing.explore import (
+    DEFAULTS,
+    Exploration,
+    Failure,
+    Progress,
+    explore,
+    frozen,
+    replay,
+)
 from capsim.testing.profiles import PROFILE_ENV, PROFILES, load_profile
 from capsim.testing.stateful import ProtocolMachine
 from capsim.testing.strategies import (
@@ -37,6 +45,7 @@ from capsim.testing.strategies import (
     restarts,
     scenarios,
     scripts,
+    storms,
     targets,
     times,
     workloads,
@@ -60,6 +69,7 @@ __all__ = [
     "explore",
     "fault_schedules",
     "faults",
+    "frozen",
     "heals",
     "link_faults",
     "load_profile",
@@ -69,6 +79,7 @@ __all__ = [
     "restarts",
     "scenarios",
     "scripts",
+    "storms",
     "targets",
     "times",
     "workloads",

@@ -95,6 +95,7 @@ def run_explore(args: argparse.Namespace, load) -> int:
             profile=args.profile or "default",
             kinds=kinds or _default_kinds(),
             max_faults=args.max_faults,
+            storm=getattr(args, "storms", True),
             progress=line,
         )
     finally:

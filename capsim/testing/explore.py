@@ -14,7 +14,9 @@ shorter, fewer containers. :meth:`Exploration.write` saves it as a scenario that
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -27,14 +29,22 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as seeded
+from hypothesis import strategies as st
 
 from capsim.errors import CapsimError, PolicyError
+from capsim.faults import ROLE_TARGETS, Churn, Partition, RandomFaults, fault_from_repr
 from capsim.runner import OUTPUT_MARKER, Result, check_output, prepare, run
 from capsim.scenario import Scenario, check_references, dump_scenario
 from capsim.testing import checks
-from capsim.testing.strategies import DEFAULT_KINDS, as_scenario, describe, fault_schedules
+from capsim.testing.strategies import (
+    DEFAULT_KINDS,
+    as_scenario,
+    describe,
+    fault_schedules,
+    storms,
+)
 
-__all__ = ["explore", "Exploration", "Failure", "Progress", "DEFAULTS", "replay"]
+__all__ = ["explore", "Exploration", "Failure", "Progress", "DEFAULTS", "replay", "frozen", "AIM"]
 
 #: Examples and budget (seconds) by profile: the default hunt, a quick CI check, a long hunt.
 DEFAULTS = {
@@ -44,6 +54,9 @@ DEFAULTS = {
 }
 #: Shrinking a failure may run this fraction of the budget past it.
 SHRINK_SHARE = 0.25
+#: A storm's failure frozen and pruned to more faults than this sends the search on to
+#: the same storm's other seeds for a smaller one, while the budget lasts.
+AIM = 3
 
 
 @dataclass
@@ -58,6 +71,9 @@ class Failure:
     result: Result
     #: For each fault, the containers it resolved to when it fired (from ``faults.jsonl``).
     resolved: list[dict[str, Any]] = field(default_factory=list)
+    #: The random nemesis (:func:`~capsim.testing.strategies.storms`) whose faults, frozen
+    #: and pruned, are ``faults``; None when a schedule was drawn as such.
+    storm: Any = None
 
 
 @dataclass
@@ -118,6 +134,7 @@ class Exploration:
                 "evidence": f.evidence,
                 "faults": [describe(x) for x in f.faults],
                 "resolved": f.resolved,
+                "storm": None if f.storm is None else describe(f.storm),
             }
         return out
 
@@ -168,6 +185,7 @@ class Exploration:
             "evidence": failure.evidence,
             "faults": [describe(f) for f in failure.faults],
             "resolved": failure.resolved,
+            "storm": None if failure.storm is None else describe(failure.storm),
             "examples": self.examples,
             "shrink_runs": self.shrink_runs,
             "found_after_s": round(self.found_after_s or 0.0, 3),
@@ -214,6 +232,8 @@ class Exploration:
         ]
         for fault, hit in zip(f.faults, f.resolved, strict=True):
             lines.append(f"  {describe(fault)}  -> {_hit_text(hit)}")
+        if f.storm is not None:
+            lines.append(f"(found by the storm {describe(f.storm)}, its faults frozen and pruned)")
         lines.append(f"invariant {f.invariant}: {f.message}")
         text = compact(f.evidence).splitlines()
         if len(text) > max_lines:
@@ -334,6 +354,16 @@ class _Broken(Exception):
         self.verdict = verdict
 
 
+class _StormBroken(BaseException):
+    """Raised inside the Hypothesis test when a storm is the first schedule to break the
+    invariant: a BaseException, so that Hypothesis stops without shrinking it."""
+
+    def __init__(self, schedule: tuple, verdict: dict[str, Any]):
+        super().__init__(verdict["name"])
+        self.schedule = schedule
+        self.verdict = verdict
+
+
 @dataclass
 class _Outcome:
     verdict: dict[str, Any] | None  # the failed verdict that counts, if any
@@ -363,6 +393,8 @@ class _Search:
         self.last: Result | None = None
         #: The last schedule that broke the invariant: while shrinking, the smallest yet.
         self.failing: tuple[tuple, dict[str, Any]] | None = None
+        #: The first schedule that broke the invariant.
+        self.first: tuple | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -419,6 +451,7 @@ class _Search:
             if self.locked is None:
                 self.locked = verdict["name"]
                 self.found_at = self.elapsed()
+                self.first = tuple(schedule)
         self.report()
         return outcome
 
@@ -476,6 +509,7 @@ def explore(
     kinds: Sequence[str] = DEFAULT_KINDS,
     max_faults: int = 4,
     roles: Sequence[str] | None = None,
+    storm: bool | str = True,
     progress: Callable[[Progress], None] | None = None,
 ) -> Exploration:
     """Search fault schedules of ``scenario`` for one that breaks an invariant.
@@ -489,6 +523,14 @@ def explore(
     the budget more. ``roles``: role targets to aim faults at (default: those the
     replicas report in a run without faults, of ``leader`` and ``primary``).
     ``progress`` is called after every run with a :class:`Progress`.
+
+    With ``storm`` (the default), two examples in three are storms
+    (:func:`~capsim.testing.strategies.storms`): a random nemesis aimed at the leader that
+    chases its elections. A storm that breaks an invariant is frozen into the schedule
+    of faults it drew (:func:`frozen`) and pruned to the faults the failure needs; if
+    more than :data:`AIM` remain, the same storm's other seeds are tried for a smaller
+    one until the budget (and the quarter more shrinking may take) runs out. With
+    ``storm="only"`` every example is a storm; with ``storm=False`` none is.
 
     The schedule without faults is run first: if it already breaks an invariant, that is
     the (smallest) failure. Raises :class:`~capsim.errors.CapsimError` for an unknown
@@ -516,6 +558,24 @@ def explore(
         shown_names = _claimed_names(search)
 
     strategy = fault_schedules(base, kinds=kinds, max_faults=max_faults, min_faults=1, roles=roles)
+    if storm not in (True, False, "only"):
+        raise CapsimError(f"storm must be true, false or 'only', not {storm!r}")
+    if storm:
+        try:
+            drawn_storms = storms(base, kinds=kinds, roles=roles).map(lambda one: (one,))
+        except ValueError:  # none of the kinds a storm draws is allowed
+            if storm == "only":
+                raise CapsimError(
+                    f"storm='only': a storm draws partitions, crashes, pauses or clock "
+                    f"faults, and the kinds allowed are {', '.join(kinds)}"
+                ) from None
+        else:
+            # Two examples in three are storms: many faults in one run, aimed at leaders
+            # and timed by their elections, reach what a few faults reach only by luck.
+            if storm == "only":
+                strategy = drawn_storms
+            else:
+                strategy = st.one_of(strategy, drawn_storms, drawn_storms)
 
     @settings(
         max_examples=max(1, examples - 1),
@@ -535,11 +595,15 @@ def explore(
         for label, value in outcome.scores.items():
             hypothesis.target(float(value), label=label)
         if outcome.verdict is not None:
+            if _is_storm(schedule) and search.first == tuple(schedule):
+                # Not Hypothesis's to shrink (another seed is another storm): frozen and
+                # pruned by _finish.
+                raise _StormBroken(schedule, outcome.verdict)
             raise _Broken(schedule, outcome.verdict)
 
     try:
         probe()
-    except _Broken as broken:
+    except (_Broken, _StormBroken) as broken:
         return _finish(search, shown_names, broken.schedule, broken.verdict, "failure")
     except _OutOfTime:
         if search.failing is not None:  # the budget cut shrinking short: the smallest yet
@@ -569,21 +633,174 @@ def _claimed_names(search: _Search) -> list[str]:
 def _prune(search: _Search, schedule: tuple) -> tuple:
     """Try each fault of a failing ``schedule`` away, first to last, keeping every removal
     after which the run still breaks the invariant: no single fault of the result can go
-    (whatever the budget let Hypothesis's shrinking do, at most a few runs more)."""
-    i = 0
-    while i < len(schedule):
-        fewer = schedule[:i] + schedule[i + 1 :]
-        if search.evaluate(fewer, deadline=False).verdict is not None:
-            schedule = fewer
+    (whatever the budget let Hypothesis's shrinking do, at most a few runs more). While
+    more than :data:`AIM` faults remain, pairs are tried away too (at most
+    :data:`PAIR_LIMIT` faults): two faults can stand in for each other, one needed only
+    because the other is there."""
+    while True:
+        i = 0
+        while i < len(schedule):
+            fewer = schedule[:i] + schedule[i + 1 :]
+            if search.evaluate(fewer, deadline=False).verdict is not None:
+                schedule = fewer
+            else:
+                i += 1
+        if not AIM < len(schedule) <= PAIR_LIMIT:
+            return schedule
+        for i, j in itertools.combinations(range(len(schedule)), 2):
+            fewer = tuple(f for k, f in enumerate(schedule) if k not in (i, j))
+            if search.evaluate(fewer, deadline=False).verdict is not None:
+                schedule = fewer
+                break
         else:
-            i += 1
+            return schedule
+
+
+def _is_storm(schedule: tuple) -> bool:
+    return len(schedule) == 1 and isinstance(schedule[0], RandomFaults)
+
+
+#: Pruning tries pairs of faults away from schedules of at most this many.
+PAIR_LIMIT = 10
+
+
+def _shrink_storm(search: _Search, storm: RandomFaults) -> tuple:
+    """The faults ``storm`` drew, frozen and pruned; while more than :data:`AIM` remain
+    and time allows, the same storm with other seeds, keeping the smallest failure."""
+    best = _prune(search, _freeze(search, (storm,)))
+    k = 1
+    while len(best) > AIM:
+        other = (dataclasses.replace(storm, seed=(storm.seed + k) % 2**32),)
+        k += 1
+        try:
+            if search.evaluate(other).verdict is None:
+                continue
+        except _OutOfTime:
+            break
+        candidate = _prune(search, _freeze(search, other))
+        if len(candidate) < len(best):
+            best = candidate
+    return best
+
+
+def _freeze(search: _Search, schedule: tuple) -> tuple:
+    """A storm's faults as a schedule that still breaks the invariant: with role targets
+    kept if that replays the failure, else every target pinned to the containers it hit;
+    the storm itself if neither does."""
+    result, _ = search.run(schedule)
+    for concrete in (False, True):
+        try:
+            faults = frozen(result, concrete=concrete)
+        except ValueError:
+            continue
+        if faults and search.evaluate(faults, deadline=False).verdict is not None:
+            return faults
     return schedule
+
+
+def _simplify(search: _Search, schedule: tuple) -> tuple:
+    """Each fault's times rounded (``at`` down and ``duration`` to the 0.1 s grid, a
+    ``delay`` to 10 ms), each kept where the run still breaks the invariant."""
+    schedule = tuple(schedule)
+    for i, fault in enumerate(schedule):
+        rounded = _rounded(fault)
+        if rounded is None:
+            continue
+        candidate = schedule[:i] + (rounded,) + schedule[i + 1 :]
+        try:
+            candidate = tuple(sorted(candidate, key=lambda f: f.at))
+            if search.evaluate(candidate, deadline=False).verdict is not None:
+                schedule = candidate
+        except (CapsimError, ValueError):
+            continue
+    return schedule
+
+
+def _rounded(fault: Any) -> Any:
+    from capsim.testing.strategies import STEP_S
+
+    changes: dict[str, Any] = {}
+    at = round(math.floor(fault.at / STEP_S + 1e-9) * STEP_S, 6)
+    if at != fault.at:
+        changes["at"] = at
+    duration = getattr(fault, "duration", None)
+    if isinstance(duration, float):
+        shorter = round(max(STEP_S, round(duration / STEP_S) * STEP_S), 6)
+        if shorter != duration:
+            changes["duration"] = shorter
+    delay = getattr(fault, "delay", None)
+    if isinstance(delay, float) and getattr(fault, "after", None) is not None:
+        nearer = round(delay, 2)
+        if nearer != delay:
+            changes["delay"] = nearer
+    offset = getattr(fault, "offset", None)
+    if isinstance(offset, float):
+        nearer = round(round(offset / STEP_S) * STEP_S, 6)
+        if nearer != offset and (nearer != 0 or getattr(fault, "rate", 1.0) != 1.0):
+            changes["offset"] = nearer
+    if not changes:
+        return None
+    try:
+        return dataclasses.replace(fault, **changes)
+    except (ValueError, TypeError):
+        return None
+
+
+#: Fault kinds that generate others: :func:`frozen` replaces them by what they generated.
+_GENERATORS = (RandomFaults, Churn)
+
+
+def frozen(result: Result, *, concrete: bool = False) -> tuple:
+    """A run's faults as a schedule without generators: its scheduled faults, and in place
+    of each random nemesis or churn the faults it drew, as ``faults.jsonl`` recorded them
+    (each at its time, or ``after: new-leader`` with its delay for one that chased an
+    election), sorted by ``at``. Faults that found no target are left out.
+
+    Targets that were drawn at random are pinned to the containers they hit, and a
+    partition whose sides were drawn (``halves`` beyond its targets) becomes explicit
+    ``groups``; role targets (``leader``) stay roles, so the schedule reads as the
+    storm's intent. With ``concrete``, every target is pinned. Random choices are the
+    only thing that could replay differently: replay the schedule to check (as
+    :func:`explore` does)."""
+    kept = [f for f in result.scenario.faults if not isinstance(f, _GENERATORS)]
+    for record in result.faults:
+        if record.get("instance") is None or record.get("event") not in ("start", "apply"):
+            continue
+        spec = record.get("spec")
+        if not spec:
+            continue
+        kept.append(_pinned(fault_from_repr(spec), record, concrete))
+    return tuple(sorted(kept, key=lambda f: f.at))
+
+
+def _pinned(fault: Any, record: dict[str, Any], concrete: bool) -> Any:
+    hit = tuple(record.get("targets") or ())
+    changes: dict[str, Any] = {}
+    if isinstance(fault, Partition):
+        groups = tuple(tuple(g) for g in record.get("groups") or ())
+        random_sides = fault.shape not in ("isolate", "groups") and not (
+            fault.shape == "halves" and groups and min(len(g) for g in groups) == len(hit)
+        )
+        if (concrete or random_sides) and groups and fault.shape != "one-way":
+            return dataclasses.replace(fault, shape="groups", groups=groups, target=None)
+    target = getattr(fault, "target", None)
+    if target is not None and hit:
+        names = (target,) if isinstance(target, str) else tuple(target)
+        drawn = "random" in names
+        if concrete or drawn or not all(n in ROLE_TARGETS for n in names):
+            changes["target"] = hit[0] if len(hit) == 1 else hit
+    return dataclasses.replace(fault, **changes) if changes else fault
 
 
 def _finish(search, names, schedule, verdict, stopped) -> Exploration:
     failure = None
+    storm = None
     if verdict is not None:
-        schedule = _prune(search, tuple(schedule))
+        schedule = tuple(schedule)
+        if _is_storm(schedule):
+            storm = schedule[0]
+            schedule = _shrink_storm(search, storm)
+        schedule = _simplify(search, _prune(search, schedule))
         result, found = search.run(schedule)
         again = checks.failed(found, only=verdict["name"])
         failure = Failure(
@@ -598,6 +815,7 @@ def _finish(search, names, schedule, verdict, stopped) -> Exploration:
             ),
             result=result,
             resolved=resolved(result, schedule),
+            storm=storm,
         )
         if names is None:
             names = [v["name"] for v in found]

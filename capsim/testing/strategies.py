@@ -22,7 +22,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from capsim.distributions import Constant
+from capsim.distributions import Constant, Exponential
 from capsim.faults import (
     PARTITION_SHAPES,
     ClockSkew,
@@ -31,10 +31,11 @@ from capsim.faults import (
     LinkFault,
     Partition,
     Pause,
+    RandomFaults,
     Restart,
 )
 from capsim.scenario import Scenario, container_ids, load_scenario, parse_scenario
-from capsim.schema import to_data
+from capsim.schema import at_default, to_data
 
 __all__ = [
     "STEP_S",
@@ -55,6 +56,9 @@ __all__ = [
     "heals",
     "faults",
     "fault_schedules",
+    "TRIGGER_DELAYS",
+    "storms",
+    "STORM_RECIPES",
     "workloads",
     "scripts",
     "scenarios",
@@ -99,18 +103,10 @@ def describe(fault: Any) -> str:
         if not field.repr:
             continue
         value = getattr(fault, field.name)
-        if field.name != "at" and _is_default(field, value):
+        if field.name != "at" and at_default(field, value):
             continue
         parts.append(f"{field.name}={value!r}")
     return f"{type(fault).__name__}({', '.join(parts)})"
-
-
-def _is_default(field: dataclasses.Field, value: Any) -> bool:
-    if field.default is not dataclasses.MISSING:
-        return value == field.default
-    if field.default_factory is not dataclasses.MISSING:
-        return value == field.default_factory()
-    return False
 
 
 # --- times and targets --------------------------------------------------------------------
@@ -468,6 +464,27 @@ def faults(
     return st.one_of([_KIND_STRATEGIES[k](sc, at=at, roles=roles) for k in kinds])
 
 
+#: How long after a new leader a fault timed by it (``after: new-leader``) strikes, in
+#: the order they shrink. Finer than :data:`STEP_S`: what an election leaves behind (a
+#: no-op not yet replicated) lasts tens of milliseconds.
+TRIGGER_DELAYS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+def _timed_by_leaders(fault_strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Faults that sometimes wait for a new leader (``after: new-leader``) and strike one
+    of :data:`TRIGGER_DELAYS` later. Shrinks towards a fault at its own time."""
+
+    def timed(drawn: tuple[Any, float]) -> Any:
+        fault, delay = drawn
+        if not hasattr(fault, "after"):
+            return fault
+        return dataclasses.replace(fault, after="new-leader", delay=delay)
+
+    return st.one_of(
+        fault_strategy, st.tuples(fault_strategy, st.sampled_from(TRIGGER_DELAYS)).map(timed)
+    )
+
+
 def fault_schedules(
     scenario: Scenario | dict | str,
     *,
@@ -477,18 +494,101 @@ def fault_schedules(
     start: float = 0.0,
     end: float | None = None,
     roles: Sequence[str] | None = None,
+    triggers: bool = True,
 ) -> st.SearchStrategy[tuple]:
     """Fault schedules: tuples of ``min_faults`` to ``max_faults`` faults of ``kinds``, at
     times from ``start`` to ``end`` (default: the scenario's duration), in time order.
 
+    With ``triggers`` and role words to aim at (``roles``, default :func:`role_words`),
+    some faults are timed by elections instead: they wait from their ``at`` for a new
+    leader or primary and strike one of :data:`TRIGGER_DELAYS` after it (``after:
+    new-leader``), so a schedule can say "crash the next leader 20 ms after it is
+    elected" whatever the faults before it did.
+
     Each fault's time and choices are drawn on their own, so deleting one leaves the
     others exactly as they were. Shrinks towards fewer faults, then each fault as
-    :func:`faults` does: earlier, shorter, fewer containers."""
+    :func:`faults` does: earlier, shorter, fewer containers, and at its own time rather
+    than after a new leader."""
     sc = as_scenario(scenario)
     when = times(sc, start=start, end=sc.duration if end is None else end)
-    return st.lists(
-        faults(sc, kinds=kinds, at=when, roles=roles), min_size=min_faults, max_size=max_faults
-    ).map(lambda drawn: tuple(sorted(drawn, key=lambda f: f.at)))
+    one = faults(sc, kinds=kinds, at=when, roles=roles)
+    if triggers and _roles(sc, roles):
+        one = _timed_by_leaders(one)
+    return st.lists(one, min_size=min_faults, max_size=max_faults).map(
+        lambda drawn: tuple(sorted(drawn, key=lambda f: f.at))
+    )
+
+
+#: The kinds of fault a storm (:func:`storms`) draws from, by recipe: a recipe's kinds
+#: that the search allows, in the order recipes shrink. The first two strike leaders in
+#: the ways replication bugs need (a leader cut off while its clients write, a new one
+#: killed before its first entries spread); the others add pauses and clocks.
+STORM_RECIPES = (
+    ("partition", "crash"),
+    ("partition", "crash", "pause"),
+    ("crash", "clock"),
+    ("partition", "clock"),
+    ("partition", "crash", "pause", "clock"),
+)
+
+
+def storms(
+    scenario: Scenario | dict | str,
+    *,
+    kinds: Sequence[str] = DEFAULT_KINDS,
+    roles: Sequence[str] | None = None,
+) -> st.SearchStrategy[RandomFaults]:
+    """Random nemeses (:class:`~capsim.faults.RandomFaults`) from one of
+    :data:`STORM_RECIPES` (restricted to ``kinds``), starting in the run's first half:
+    a rate of 0.2 to 2 faults a second, each lasting about 0.5 to 2 s, partitions that
+    isolate or halve. With role words to aim at (``roles``, default
+    :func:`role_words`) the storm targets the leader or primary and chases elections
+    (``chase``: a fault follows each new leader after about 50 to 500 ms); otherwise it
+    targets a random container.
+
+    A storm runs many faults in one example, so it reaches sequences that a schedule
+    of a few faults finds only by luck; :func:`capsim.testing.explore` freezes the
+    faults a breaking storm drew into a schedule (:func:`capsim.testing.frozen`) and
+    shrinks that. Shrinks towards the first recipe, a low rate, short faults and seed 0;
+    the storm itself shrinks poorly (another seed is another storm)."""
+    sc = as_scenario(scenario)
+    words = _roles(sc, roles)
+    allowed = [k for k in ("partition", "crash", "pause", "clock") if k in kinds]
+    if sc.cluster.containers < 2 and "partition" in allowed:
+        allowed.remove("partition")
+    recipes = []
+    for recipe in STORM_RECIPES:
+        usable = tuple(k for k in recipe if k in allowed)
+        if usable and usable not in recipes:
+            recipes.append(usable)
+    if not recipes:
+        raise ValueError(f"no kind of fault a storm draws is among {list(kinds)}")
+    first_half = times(sc, start=STEP_S, end=max(STEP_S, sc.duration / 2))
+
+    def build(at, recipe, rate, mean, shapes, chase, delay, seed):
+        chasing = {"chase": chase, "delay": Exponential(mean=delay)} if words else {}
+        return RandomFaults(
+            at=at,
+            rate=rate,
+            duration=Exponential(mean=mean),
+            faults=recipe,
+            shapes=shapes,
+            target=words[0] if words else "random",
+            seed=seed,
+            **chasing,
+        )
+
+    return st.builds(
+        build,
+        first_half,
+        st.sampled_from(recipes),
+        st.sampled_from((0.2, 0.5, 1.0, 2.0)),
+        st.sampled_from((1.0, 0.5, 2.0)),
+        st.sampled_from((("isolate", "halves"), ("isolate",), ("halves",))),
+        st.sampled_from((1.0, 0.5)),
+        st.sampled_from((0.2, 0.05, 0.5)),
+        st.integers(0, 2**32 - 1),
+    )
 
 
 # --- workloads and scenarios --------------------------------------------------------------

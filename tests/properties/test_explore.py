@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from capsim.cli import main
+from capsim.errors import CapsimError
+from capsim.faults import RandomFaults
 from capsim.invariants import Invariant
 from capsim.scenario import load_scenario, parse_scenario
 from capsim.testing import Progress, explore, replay
@@ -193,6 +195,43 @@ def test_stored_reproducers_still_break_the_same_invariant_the_same_way(path):
 
 def test_there_are_stored_reproducers_for_every_hunt_that_found_a_bug():
     names = {path.parent.name for path in REPRODUCERS}
-    assert {"primary-backup-async", "raft-read-local", "quorum-lww", "naive-register"} <= names
+    assert {
+        "primary-backup-async",
+        "raft-read-local",
+        "raft-figure8",
+        "quorum-lww",
+        "quorum-lww-linearizable",
+        "naive-register",
+    } <= names
     for path in REPRODUCERS:
         assert len(load_scenario(path).faults) <= 3
+
+
+SPLIT_BRAIN = ROOT / "scenarios" / "primary-backup-split-brain.yaml"
+
+
+def test_a_storm_that_breaks_an_invariant_is_frozen_pruned_and_replays(tmp_path):
+    scenario = load_scenario(SPLIT_BRAIN, overrides=["duration=10s"])
+    found = explore(scenario, invariants=["no-lost-writes"], storm="only", examples=50)
+    failure = found.failure
+    assert failure.invariant == "no-lost-writes"
+    assert isinstance(failure.storm, RandomFaults) and failure.storm.target == "primary"
+    # Frozen: the faults the storm drew, as a schedule of plain faults, pruned so that
+    # none of them can go.
+    assert failure.faults and not any(isinstance(f, RandomFaults) for f in failure.faults)
+    assert len(failure.faults) <= 3
+    out = found.write(tmp_path / "found")
+    assert "kind: random" not in (out / "scenario.yaml").read_text()
+    assert json.loads((out / "evidence.json").read_text())["storm"].startswith("RandomFaults(")
+    _, verdicts = replay(out / "scenario.yaml")
+    (verdict,) = verdicts
+    assert verdict["status"] == "failed" and verdict["evidence"] == failure.evidence
+    assert "found by the storm RandomFaults(" in found.report()
+
+
+def test_storms_only_search_a_correct_protocol_and_find_nothing():
+    found = explore(parse_scenario(RAFT), examples=10, storm="only")
+    assert not found.found and found.examples == 10
+    assert found.leader_examples >= 5  # storms aim at the leader
+    with pytest.raises(CapsimError, match="storm must be"):
+        explore(parse_scenario(RAFT), storm="sometimes")

@@ -25,6 +25,7 @@ from capsim.testing import (
     partitions,
     scenarios,
     scripts,
+    storms,
     workloads,
 )
 
@@ -226,3 +227,35 @@ def test_scenarios_shrink_to_fewer_containers_and_run():
     ]
     assert found.workload.keys == 2 and found.policy.name == "raft"
     assert run(found).summary["ops"]["total"] > 0
+
+
+@given(storms(BASE))
+def test_storms_aim_at_the_leader_chase_elections_and_start_in_the_first_half(storm):
+    assert with_faults(BASE, (storm,)).faults == (storm,)
+    assert storm.target == "leader" and storm.chase > 0
+    assert 0 < storm.at <= BASE.duration / 2
+    assert set(storm.faults) <= {"partition", "crash", "pause", "clock"}
+    assert faults_module.fault_from_repr(repr(storm)) == storm
+
+
+def test_storms_of_a_leaderless_policy_aim_at_random_containers_without_chasing():
+    quorum = dataclasses.replace(BASE, policy=dataclasses.replace(BASE.policy, name="quorum"))
+    storm = find(storms(quorum), lambda s: True)
+    assert storm.target == "random" and storm.chase == 0.0
+    only_clocks = find(storms(quorum, kinds=["clock", "link"]), lambda s: True)
+    assert only_clocks.faults == ("clock",)
+    with pytest.raises(ValueError, match="no kind of fault a storm draws"):
+        storms(quorum, kinds=["link"])
+
+
+def test_schedules_time_some_faults_by_elections_and_shrink_to_their_own_time():
+    timed = find(fault_schedules(BASE), lambda s: any(f.after for f in s if hasattr(f, "after")))
+    (fault,) = timed
+    assert fault.after == "new-leader" and fault.delay == 0.0 and fault.at == 0.0
+    plain = find(fault_schedules(BASE), lambda s: len(s) >= 1)
+    assert all(getattr(f, "after", None) is None for f in plain)
+
+
+@given(fault_schedules(BASE, triggers=False, min_faults=2))
+def test_without_triggers_every_fault_is_at_its_own_time(schedule):
+    assert all(getattr(f, "after", None) is None for f in schedule)
