@@ -528,8 +528,9 @@ def explore(
     (:func:`~capsim.testing.strategies.storms`): a random nemesis aimed at the leader that
     chases its elections. A storm that breaks an invariant is frozen into the schedule
     of faults it drew (:func:`frozen`) and pruned to the faults the failure needs; if
-    more than :data:`AIM` remain, the same storm's other seeds are tried for a smaller
-    one until the budget (and the quarter more shrinking may take) runs out. With
+    more than :data:`AIM` remain, the same storm with other seeds (at its rate, half and
+    a quarter of it) is tried for a smaller one until the budget (and the quarter more
+    shrinking may take) runs out. With
     ``storm="only"`` every example is a storm; with ``storm=False`` none is.
 
     The schedule without faults is run first: if it already breaks an invariant, that is
@@ -664,13 +665,18 @@ def _is_storm(schedule: tuple) -> bool:
 PAIR_LIMIT = 10
 
 
-def _shrink_storm(search: _Search, storm: RandomFaults) -> tuple:
+def _shrink_storm(search: _Search, storm: RandomFaults) -> tuple[tuple, RandomFaults]:
     """The faults ``storm`` drew, frozen and pruned; while more than :data:`AIM` remain
-    and time allows, the same storm with other seeds, keeping the smallest failure."""
+    and time allows, the same storm with other seeds, keeping the smallest failure.
+    Returns it and the storm that drew it."""
     best = _prune(search, _freeze(search, (storm,)))
+    source = storm
     k = 1
     while len(best) > AIM:
-        other = (dataclasses.replace(storm, seed=(storm.seed + k) % 2**32),)
+        # Other seeds, at the storm's rate and at a half and a quarter of it: fewer faults
+        # that chase the same elections prune to fewer.
+        rate = max(0.1, storm.rate / 2 ** (k % 3))
+        other = (dataclasses.replace(storm, seed=(storm.seed + k) % 2**32, rate=rate),)
         k += 1
         try:
             if search.evaluate(other).verdict is None:
@@ -679,8 +685,8 @@ def _shrink_storm(search: _Search, storm: RandomFaults) -> tuple:
             break
         candidate = _prune(search, _freeze(search, other))
         if len(candidate) < len(best):
-            best = candidate
-    return best
+            best, source = candidate, other[0]
+    return best, source
 
 
 def _freeze(search: _Search, schedule: tuple) -> tuple:
@@ -798,8 +804,7 @@ def _finish(search, names, schedule, verdict, stopped) -> Exploration:
     if verdict is not None:
         schedule = tuple(schedule)
         if _is_storm(schedule):
-            storm = schedule[0]
-            schedule = _shrink_storm(search, storm)
+            schedule, storm = _shrink_storm(search, schedule[0])
         schedule = _simplify(search, _prune(search, schedule))
         result, found = search.run(schedule)
         again = checks.failed(found, only=verdict["name"])

@@ -235,3 +235,15 @@ def test_storms_only_search_a_correct_protocol_and_find_nothing():
     assert found.leader_examples >= 5  # storms aim at the leader
     with pytest.raises(CapsimError, match="storm must be"):
         explore(parse_scenario(RAFT), storm="sometimes")
+
+
+def test_no_storms_searches_schedules_alone(tmp_path, capsys):
+    # The naive register's default search is won by a storm (as the README shows); with
+    # --no-storms the same search finds the bug with a schedule drawn as such.
+    args = ["explore", str(NAIVE), "--invariant", "convergence", "--quiet", "--json"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    stormy = json.loads(capsys.readouterr().out)
+    assert stormy["failure"]["storm"].startswith("RandomFaults(")
+    assert main([*args, "--no-storms", "--out", str(tmp_path / "b")]) == 1
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["failure"]["storm"] is None and len(plain["failure"]["faults"]) == 1
