@@ -189,3 +189,29 @@ def test_fault_from_repr_reads_specs_and_nothing_else():
         fault_from_repr("__import__('os').system('true')")
     with pytest.raises(ValueError, match="not a fault spec"):
         fault_from_repr("Constant(value=1.0)")
+
+
+def test_new_primary_is_the_same_trigger_for_a_primary_based_policy():
+    faults = [
+        Crash(at=2.0, target="primary", duration=3.0),
+        {
+            "kind": "pause",
+            "at": 2.0,
+            "after": "new-primary",
+            "delay": 0.1,
+            "target": "primary",
+            "duration": 0.2,
+        },
+    ]
+    result = run(faults, policy={"name": "primary-backup"})
+    (crashed,) = records(result, 0, "start")
+    promoted = [
+        (time, cid)
+        for time, cid, shard, role, _ in result.roles
+        if shard == 0 and role == "primary" and time >= 2.0
+    ]
+    (elected, winner), *_ = promoted
+    assert winner != crashed["targets"][0]
+    (pause,) = records(result, 1, "start")
+    assert pause["time"] == pytest.approx(elected + 0.1, abs=1e-9)
+    assert pause["targets"] == [winner]
