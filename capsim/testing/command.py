@@ -46,9 +46,15 @@ class ProgressLine:
     def text(progress: Progress) -> str:
         """One progress line."""
         if progress.found is not None:
+            smallest = progress.smallest
+            size = (
+                ""
+                if smallest is None
+                else f"; smallest so far: {smallest} fault" + ("s" if smallest != 1 else "")
+            )
             return (
                 f"capsim explore: {progress.found} fails; shrinking: {progress.shrink_runs} "
-                f"runs, {progress.elapsed_s:.1f} s"
+                f"runs, {progress.elapsed_s:.1f} s{size}"
             )
         return (
             f"capsim explore: {progress.examples} examples, {progress.elapsed_s:.1f} s, "

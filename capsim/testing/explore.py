@@ -86,6 +86,9 @@ class Progress:
     leader_examples: int
     best: str | None
     found: str | None
+    #: Faults in the smallest schedule found so far that breaks the invariant (a storm's
+    #: once frozen), None before one is found.
+    smallest: int | None = None
 
 
 @dataclass
@@ -395,6 +398,8 @@ class _Search:
         self.failing: tuple[tuple, dict[str, Any]] | None = None
         #: The first schedule that broke the invariant.
         self.first: tuple | None = None
+        #: Faults in the smallest schedule (not a storm) that broke it so far.
+        self.smallest: int | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -448,6 +453,10 @@ class _Search:
             self.shrink_runs += 1
         if verdict is not None:
             self.failing = (tuple(schedule), verdict)
+            if not _is_storm(tuple(schedule)) and (
+                self.smallest is None or len(schedule) < self.smallest
+            ):
+                self.smallest = len(schedule)
             if self.locked is None:
                 self.locked = verdict["name"]
                 self.found_at = self.elapsed()
@@ -481,6 +490,7 @@ class _Search:
                     leader_examples=self.leader_examples,
                     best=self.best[1] if self.best else None,
                     found=self.locked,
+                    smallest=self.smallest,
                 )
             )
 

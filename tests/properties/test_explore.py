@@ -247,3 +247,15 @@ def test_no_storms_searches_schedules_alone(tmp_path, capsys):
     assert main([*args, "--no-storms", "--out", str(tmp_path / "b")]) == 1
     plain = json.loads(capsys.readouterr().out)
     assert plain["failure"]["storm"] is None and len(plain["failure"]["faults"]) == 1
+
+
+def test_progress_while_shrinking_shows_the_smallest_failure_so_far():
+    seen: list[Progress] = []
+    found = explore(NAIVE, invariants=["convergence"], progress=seen.append)
+    shrinking = [p for p in seen if p.found is not None]
+    assert shrinking and all(p.found == "convergence" for p in shrinking)
+    assert shrinking[-1].smallest == len(found.failure.faults) == 1
+    assert all(p.smallest is None for p in seen if p.found is None)
+    text = ProgressLine.text(shrinking[-1])
+    assert text.startswith("capsim explore: convergence fails; shrinking: ")
+    assert text.endswith("; smallest so far: 1 fault")
