@@ -104,8 +104,11 @@ class Engine:
                 break
             env._now, _, _, event = heappop(queue)
             callbacks, event.callbacks = event.callbacks, None
-            for callback in callbacks:
-                callback(event)
+            if len(callbacks) == 1:  # capsim's own objects (messages, calls, timers)
+                callbacks[0](event)
+            else:
+                for callback in callbacks:
+                    callback(event)
             if not event._ok and not hasattr(event, "_defused"):
                 exc = type(event._value)(*event._value.args)
                 exc.__cause__ = event._value
