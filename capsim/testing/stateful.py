@@ -49,7 +49,7 @@ from capsim.scenario import Scenario, dump_scenario, parse_scenario
 from capsim.schema import to_data
 from capsim.testing import checks
 from capsim.testing.explore import compact
-from capsim.testing.strategies import STEP_S, describe, durations
+from capsim.testing.strategies import STEP_S, describe, durations, role_words, timed_by_leaders
 from capsim.testing.strategies import faults as fault_strategy
 
 __all__ = ["ProtocolMachine", "DEFAULT_SHELL"]
@@ -198,11 +198,13 @@ class ProtocolMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.fault_kinds) and self.now < self.max_time)
     @rule(data=st.data())
     def fault(self, data: st.DataObject) -> None:
-        """A fault starts now: drawn from ``fault_kinds`` for this cluster."""
-        drawn = data.draw(
-            fault_strategy(self.shell, kinds=self.fault_kinds, at=st.just(round(self.now, 6))),
-            label="fault",
-        )
+        """A fault starts now, drawn from ``fault_kinds`` for this cluster; with a leader or
+        primary to aim at, it sometimes waits instead for the next one elected, and strikes
+        a few milliseconds to a second after it (``after: new-leader``)."""
+        one = fault_strategy(self.shell, kinds=self.fault_kinds, at=st.just(round(self.now, 6)))
+        if role_words(self.shell):
+            one = timed_by_leaders(one)
+        drawn = data.draw(one, label="fault")
         self.faults.append(drawn)
 
     @precondition(lambda self: bool(self.faults))

@@ -57,6 +57,7 @@ __all__ = [
     "faults",
     "fault_schedules",
     "TRIGGER_DELAYS",
+    "timed_by_leaders",
     "storms",
     "STORM_RECIPES",
     "workloads",
@@ -470,7 +471,7 @@ def faults(
 TRIGGER_DELAYS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 
 
-def _timed_by_leaders(fault_strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+def timed_by_leaders(fault_strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """Faults that sometimes wait for a new leader (``after: new-leader``) and strike one
     of :data:`TRIGGER_DELAYS` later. Shrinks towards a fault at its own time."""
 
@@ -513,7 +514,7 @@ def fault_schedules(
     when = times(sc, start=start, end=sc.duration if end is None else end)
     one = faults(sc, kinds=kinds, at=when, roles=roles)
     if triggers and _roles(sc, roles):
-        one = _timed_by_leaders(one)
+        one = timed_by_leaders(one)
     return st.lists(one, min_size=min_faults, max_size=max_faults).map(
         lambda drawn: tuple(sorted(drawn, key=lambda f: f.at))
     )

@@ -87,3 +87,23 @@ def test_the_search_finds_the_naive_register_diverging_after_one_fault(tmp_path)
     replayed = run(load_scenario(out / "scenario.yaml"))
     assert "convergence" in replayed.summary["invariants"]["failed"]
     assert replayed.summary["trace_digest"] == failure.result.summary["trace_digest"]
+
+
+@seed(1)
+class WatchedRaftMachine(ProtocolMachine):
+    """Raft, recording every fault the machine drew."""
+
+    policy = "raft"
+    drawn: list = []
+
+    def check(self) -> None:
+        WatchedRaftMachine.drawn.extend(self.faults)
+        super().check()
+
+
+def test_stateful_faults_against_a_leader_may_wait_for_the_next_election():
+    WatchedRaftMachine.drawn = []
+    run_state_machine_as_test(WatchedRaftMachine, settings=settings(MACHINE, max_examples=25))
+    timed = [f for f in WatchedRaftMachine.drawn if getattr(f, "after", None)]
+    assert timed, "no fault waited for a new leader"
+    assert all(f.after == "new-leader" and 0 <= f.delay <= 1.0 for f in timed)
