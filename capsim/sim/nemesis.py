@@ -750,12 +750,7 @@ class Nemesis:
             now = self.engine.now
             timing: dict[str, Any] = {"at": now, "shard": fault.shard}
             if trigger is not None:
-                timing = {
-                    "at": trigger,
-                    "shard": fault.shard,
-                    "after": "new-leader",
-                    "delay": delay,
-                }
+                timing.update(at=trigger, after="new-leader", delay=delay)
             if kind == "partition":
                 shape = fault.shapes[int(rng.integers(len(fault.shapes)))]
                 target = None if shape == "majorities-ring" else fault.target

@@ -75,6 +75,17 @@ class Failure:
     #: and pruned, are ``faults``; None when a schedule was drawn as such.
     storm: Any = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The failure as plain data (in ``capsim explore --json`` and ``evidence.json``)."""
+        return {
+            "invariant": self.invariant,
+            "message": self.message,
+            "evidence": self.evidence,
+            "faults": [describe(f) for f in self.faults],
+            "resolved": self.resolved,
+            "storm": None if self.storm is None else describe(self.storm),
+        }
+
 
 @dataclass
 class Progress:
@@ -130,15 +141,7 @@ class Exploration:
             "failure": None,
         }
         if self.failure is not None:
-            f = self.failure
-            out["failure"] = {
-                "invariant": f.invariant,
-                "message": f.message,
-                "evidence": f.evidence,
-                "faults": [describe(x) for x in f.faults],
-                "resolved": f.resolved,
-                "storm": None if f.storm is None else describe(f.storm),
-            }
+            out["failure"] = self.failure.to_json()
         return out
 
     def write(
@@ -183,12 +186,7 @@ class Exploration:
         evidence = {
             "scenario": self.base.name,
             "seed": self.seed,
-            "invariant": failure.invariant,
-            "message": failure.message,
-            "evidence": failure.evidence,
-            "faults": [describe(f) for f in failure.faults],
-            "resolved": failure.resolved,
-            "storm": None if failure.storm is None else describe(failure.storm),
+            **failure.to_json(),
             "examples": self.examples,
             "shrink_runs": self.shrink_runs,
             "found_after_s": round(self.found_after_s or 0.0, 3),

@@ -234,17 +234,13 @@ def partitions(
         )
 
     zones = sorted(sc.cluster.populated_zones(), key=sc.cluster.zones.index)
+
+    def shaped(shape: str, **fields: st.SearchStrategy) -> st.SearchStrategy[Partition]:
+        return st.builds(Partition, at=when, duration=how_long, shape=st.just(shape), **fields)
+
     builders = {
-        "isolate": st.builds(
-            Partition, at=when, duration=how_long, shape=st.just("isolate"), target=one
-        ),
-        "halves": st.builds(
-            Partition,
-            at=when,
-            duration=how_long,
-            shape=st.just("halves"),
-            target=st.one_of(one, st.none()),
-        ),
+        "isolate": shaped("isolate", target=one),
+        "halves": shaped("halves", target=st.one_of(one, st.none())),
         "groups": st.builds(
             Partition,
             at=when,
@@ -263,25 +259,10 @@ def partitions(
             ),
         ),
         "one-way": st.one_of(
-            st.builds(Partition, at=when, duration=how_long, shape=st.just("one-way"), target=one),
-            st.builds(
-                Partition,
-                at=when,
-                duration=how_long,
-                shape=st.just("one-way"),
-                groups=_two_groups(ids),
-            ),
+            shaped("one-way", target=one), shaped("one-way", groups=_two_groups(ids))
         ),
-        "bridge": st.builds(
-            Partition,
-            at=when,
-            duration=how_long,
-            shape=st.just("bridge"),
-            target=st.one_of(one, st.none()),
-        ),
-        "majorities-ring": st.builds(
-            Partition, at=when, duration=how_long, shape=st.just("majorities-ring")
-        ),
+        "bridge": shaped("bridge", target=st.one_of(one, st.none())),
+        "majorities-ring": shaped("majorities-ring"),
     }
     return st.one_of([builders[s] for s in wanted])
 
