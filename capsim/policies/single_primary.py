@@ -117,6 +117,8 @@ class SinglePrimary(Node):
         if not self.joined:
             self.set_ready(False)  # placed here by a scale action: a learner until added
         self.entries = self.durable.log("log")
+        if self.params.sync:
+            self.sync_then = self.sync
         # The highest epoch this replica has seen: its term.
         self.term = self.durable.get("epoch", 0)
         self.commit = min(self.durable.get("commit", 0), len(self.entries))
@@ -235,12 +237,10 @@ class SinglePrimary(Node):
         self.replicate(index + 1)
 
     def sync_then(self, fn, *args) -> None:
-        """Sync, and call ``fn`` when the disk has it (or at once, with the bug switch)."""
-        if self.params.sync:
-            self.sync(fn, *args)
-        else:
-            self.sync(_nothing)
-            fn(*args)
+        """Sync, and call ``fn`` when the disk has it (or at once, with the bug switch).
+        (With ``sync: true``, :meth:`on_start` puts plain ``sync`` in its place.)"""
+        self.sync(_nothing)
+        fn(*args)
 
     def on_synced(self, length: int) -> None:
         """The primary's own disk holds the first ``length`` entries: they count now."""
@@ -341,7 +341,7 @@ class SinglePrimary(Node):
             return
         on_disk = self.on_disk
         match = self.match
-        matches = sorted([on_disk, *[match[b] for b in self.voting]], reverse=True)
+        matches = sorted([on_disk, *map(match.__getitem__, self.voting)], reverse=True)
         commit = matches[self.majority - 1]
         if commit > on_disk:
             commit = on_disk  # never past the primary's own disk: a crash must not lose it

@@ -63,10 +63,13 @@ class AppliedLogs:
     whole applied log with what has been seen.
     """
 
-    __slots__ = ("seen", "conflict", "samples")
+    __slots__ = ("seen", "origins", "conflict", "samples")
 
     def __init__(self) -> None:
-        self.seen: dict[int | str, list[tuple[Any, str, float]]] = {}
+        # Per shard, the commands seen applied at each position, and where and when each
+        # was first seen: (container, time).
+        self.seen: dict[int | str, list[Any]] = {}
+        self.origins: dict[int | str, list[tuple[str, float]]] = {}
         self.conflict: dict[str, Any] | None = None
         self.samples = 0
 
@@ -84,20 +87,23 @@ class AppliedLogs:
             return
         self.samples += 1
         seen = self.seen.setdefault(key, [])
+        origins = self.origins.setdefault(key, [])
         common = min(len(log), len(seen))
-        if self.conflict is None:
+        # Compared as whole lists first (in C), position by position only if they differ.
+        if self.conflict is None and log[:common] != seen[:common]:
             for i in range(common):
-                if log[i] != seen[i][0]:
-                    command, first, at = seen[i]
+                if log[i] != seen[i]:
+                    first, at = origins[i]
                     self.conflict = {
                         "shard": key,
                         "index": i,
-                        "first": {"node": first, "time": at, "command": _shown(command)},
+                        "first": {"node": first, "time": at, "command": _shown(seen[i])},
                         "then": {"node": cid, "time": time, "command": _shown(log[i])},
                     }
                     break
-        for i in range(common, len(log)):
-            seen.append((log[i], cid, time))
+        if len(log) > common:
+            seen.extend(log[common:])
+            origins.extend([(cid, time)] * (len(log) - common))
 
 
 def _shown(command: Any) -> Any:
@@ -118,6 +124,9 @@ class Container:
         self, idx: int, cid: str, zone: str, image: Image, engine: Engine, disk: Disk, service
     ):
         self.idx = idx
+        # Its parts of the trace code of a message it sends (hi) or receives (lo).
+        self.trace_hi = (idx & 0xFFF) << 12
+        self.trace_lo = idx & 0xFFF
         self.id = cid
         self.zone = zone
         self.image = image

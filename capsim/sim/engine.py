@@ -2,17 +2,18 @@
 
 capsim schedules small slotted objects directly on SimPy's event queue (through the public
 ``Environment.schedule``) instead of creating a ``Timeout`` or a process per message: each
-object carries the two attributes SimPy's ``step`` reads, ``callbacks`` (a tuple shared by
-every object of its kind: ``step`` only iterates it, then sets it to None) and ``_ok``
-(true for all, so a class attribute). This keeps the hot path, message delivery, to one
-heap push and one pop, and no allocation besides the object itself.
+object's class carries ``callbacks``, a one-function tuple shared by every object of its
+kind, and ``_ok`` (true). :meth:`Engine.run` runs the queue: it calls such an object's
+function at once, and handles anything else as SimPy's ``step`` does. This keeps the hot
+path, message delivery, to one heap push and one pop, and no allocation besides the
+object itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 from array import array
-from heapq import heappop
+from heapq import heappop, heappush
 
 import numpy as np
 import simpy
@@ -29,11 +30,10 @@ MAX_LOG_CHARS = 10_000  # characters kept per line
 class Call:
     """A scheduled function call: ``fn(*args)`` at a time on the simulation clock."""
 
-    __slots__ = ("callbacks", "fn", "args")
+    __slots__ = ("fn", "args")
     _ok = True
 
     def __init__(self, fn, args):
-        self.callbacks = _CALL
         self.fn = fn
         self.args = args
 
@@ -42,7 +42,8 @@ def _run_call(call: Call) -> None:
     call.fn(*call.args)
 
 
-_CALL = (_run_call,)
+Call.callbacks = (_run_call,)
+_new = object.__new__
 
 
 class Engine:
@@ -81,9 +82,13 @@ class Engine:
 
     def call_in(self, delay: float, fn, *args) -> Call:
         """Call ``fn(*args)`` after ``delay`` seconds of simulated time."""
-        call = Call(fn, args)
+        call = _new(Call)
+        call.fn = fn
+        call.args = args
         self.events += 1
-        self.env.schedule(call, NORMAL, delay)
+        env = self.env
+        # Environment.schedule, inlined: the same queue entry.
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))
         return call
 
     def run(self, until: float) -> None:
@@ -92,23 +97,30 @@ class Engine:
         stop event is urgent), in the same order; then the clock reads ``until``.
 
         The loop is SimPy's ``step`` without the per-event method call: the same queue, the
-        same order (time, priority, insertion), the same handling of a failed event.
+        same order (time, priority, insertion), the same handling of a failed event. An
+        object of capsim's own (its class's ``callbacks`` a tuple of one function) has the
+        function called with it, and nothing else: it never fails and nothing waits on it.
         """
         env = self.env
         if not until > env._now:
             return
         queue = env._queue
         while queue:
-            head = queue[0]
-            if head[0] > until or (head[0] == until and head[1] >= NORMAL):
+            item = heappop(queue)
+            at = item[0]
+            if at >= until and (at > until or item[1] >= NORMAL):
+                heappush(queue, item)  # not due yet: back where it was in the order
                 break
-            env._now, _, _, event = heappop(queue)
-            callbacks, event.callbacks = event.callbacks, None
-            if len(callbacks) == 1:  # capsim's own objects (messages, calls, timers)
+            env._now = at
+            event = item[3]
+            callbacks = event.callbacks
+            if type(callbacks) is tuple:  # capsim's own: a message, a call, a timer
                 callbacks[0](event)
-            else:
-                for callback in callbacks:
-                    callback(event)
+                continue
+            # A SimPy event: as Environment.step handles it.
+            event.callbacks = None
+            for callback in callbacks:
+                callback(event)
             if not event._ok and not hasattr(event, "_defused"):
                 exc = type(event._value)(*event._value.args)
                 exc.__cause__ = event._value

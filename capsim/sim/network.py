@@ -49,6 +49,7 @@ from heapq import heappush
 from typing import Any
 
 from capsim.distributions import draws
+from capsim.errors import PolicyError
 from capsim.scenario import NetworkSpec
 from capsim.sim.engine import NORMAL, Engine
 
@@ -104,13 +105,12 @@ class Message:
         "_clock",
         "_sent",
         "_from",
-        "callbacks",
         "_src_c",
         "_dst_c",
         "_client",
     )
 
-    _ok = True  # read by SimPy's step: a message never fails
+    _ok = True  # a message never fails
 
     @property
     def sent_at(self) -> float | None:
@@ -143,8 +143,8 @@ class Transfer:
         self.bytes = 0
 
 
-#: What a duplicate shares with its original: everything but SimPy's callbacks.
-_COPIED = tuple(slot for slot in Message.__slots__ if slot != "callbacks")
+#: What a duplicate shares with its original: everything.
+_COPIED = Message.__slots__
 
 
 class Network:
@@ -203,7 +203,11 @@ class Network:
         self._env = engine.env
         self._queue = engine.env._queue
         self._eid = engine.env._eid
-        self._deliver_cb = (self._deliver,)  # shared by every message (see engine.py)
+        # This network's messages: a class whose ``callbacks`` (read by Engine.run) hand
+        # each message to this network when it arrives, at no cost per message.
+        self._message = type(
+            "Message", (Message,), {"__slots__": (), "callbacks": (self._deliver,)}
+        )
         self._by_kind: dict[str, tuple] = {}
         self._dropped_at_send = 0
         self.transfers: list[Transfer] = []
@@ -233,7 +237,7 @@ class Network:
         ``from_key`` the sender's, for replies; ``size`` its bytes (None: by kind).
         """
         self.sent += 1
-        msg = Message()
+        msg = self._message()
         msg.src = src
         msg.dst = dst
         msg.kind = kind
@@ -272,7 +276,10 @@ class Network:
             zone_of = self.zone_of
             delay = next(pair[zone_of[src_i] != zone_of[dst_i]])
         else:
-            delay = self._latency(msg, src_i, dst_i)
+            # _latency's client leg, inlined.
+            delay = next(self._client)
+            if src_i != dst_i:
+                delay += self._link_draw(kind, src_i, dst_i)
         copies = 0
         if self._slow:
             if self.transfers and client is None and kind != CLIENT:
@@ -293,7 +300,6 @@ class Network:
                             copies += 1
             if self._fifo_last is not None and lossy:
                 delay = self._in_order(src_i, dst_i, now, delay)
-        msg.callbacks = self._deliver_cb
         # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
         # on the hottest path; ties still break in scheduling order.
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
@@ -411,7 +417,7 @@ class Network:
 
     def _duplicate(self, msg: Message) -> None:
         """Send an extra copy of ``msg`` (a node's message: a client's never is copied)."""
-        copy = Message()
+        copy = self._message()
         for slot in _COPIED:
             setattr(copy, slot, getattr(msg, slot))
         self.duplicated += 1
@@ -422,15 +428,14 @@ class Network:
             delay += self._transmission(copy, src_i, dst_i, now)
         if self._fifo_last is not None:
             delay = self._in_order(src_i, dst_i, now, delay)
-        copy.callbacks = self._deliver_cb
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), copy))
 
     # -- arriving ------------------------------------------------------------------------
 
     def _deliver(self, msg: Message) -> None:
         dst_c = msg._dst_c
-        src_i = msg._src_c.idx
-        if self.partitions and self._cut(src_i, dst_c.idx):
+        src_c = msg._src_c
+        if self.partitions and self._cut(src_c.idx, dst_c.idx):
             self._drop(msg, "partition")
             return
         client = msg._client
@@ -447,14 +452,28 @@ class Network:
                 return
         self.delivered += 1
         self._times.append(self._env._now)
-        # The trace code of _trace_code, inlined on the hot path.
-        self._codes.append((msg.id << 24) | ((src_i & 0xFFF) << 12) | (dst_c.idx & 0xFFF))
+        # The trace code of _trace_code, inlined on the hot path (the containers keep
+        # their parts of it: the three parts have no bit in common, so + is |).
+        self._codes.append((msg.id << 24) + src_c.trace_hi + dst_c.trace_lo)
         if self.record:
             self._log(msg, "delivered")
         if client is not None:
             client.on_reply(msg)
         elif dst_c.direct and rt is not None:
-            rt.dispatch(msg)  # Container.receive's common case: no service time, no pause
+            # Container.receive's common case (no service time, no pause), and then
+            # Runtime.dispatch's for a message that answers no rpc in flight, inlined.
+            if msg.reply_to is None or not rt.pending:
+                try:
+                    if msg.kind == CLIENT:
+                        rt.node.on_client(msg.body)
+                    else:
+                        rt.node.on_message(msg)
+                except PolicyError:
+                    raise
+                except Exception as exc:
+                    raise rt.failure(exc, msg) from exc
+            else:
+                rt.dispatch(msg)
         else:
             dst_c.receive(msg)
 

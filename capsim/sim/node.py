@@ -80,9 +80,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from heapq import heappush
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from capsim.errors import PolicyError
+from capsim.sim.engine import NORMAL
 from capsim.sim.network import CLIENT, CLIENT_REPLY, Message
 from capsim.sim.storage import Durable, DurableLog
 
@@ -165,8 +168,8 @@ class Timer:
 class _Due:
     """A timer's scheduled instant on SimPy's queue (a reset leaves the old one inert)."""
 
-    __slots__ = ("callbacks", "timer")
-    _ok = True  # read by SimPy's step
+    __slots__ = ("timer",)
+    _ok = True
 
 
 def _fire(due: _Due) -> None:
@@ -184,7 +187,7 @@ def _fire(due: _Due) -> None:
     rt.call(timer.fn, timer.args, timer)
 
 
-_FIRE = (_fire,)
+_Due.callbacks = (_fire,)  # what Engine.run calls when one comes due
 
 
 def _check_delay(delay: Any, where: str) -> None:
@@ -315,7 +318,6 @@ class Runtime:
     def due(self, timer: Timer) -> _Due:
         """``timer``'s new instant (an older one goes inert)."""
         due = _Due()
-        due.callbacks = _FIRE
         due.timer = timer
         timer._due = due
         return due
@@ -324,7 +326,9 @@ class Runtime:
         """Put ``timer`` on the queue ``real_delay`` simulated seconds from now."""
         engine = self.engine
         engine.events += 1
-        engine.env.schedule(self.due(timer), 1, real_delay)
+        env = engine.env
+        # Environment.schedule, inlined: the same queue entry.
+        heappush(env._queue, (env._now + real_delay, NORMAL, next(env._eid), self.due(timer)))
 
     def later(self, fn: Callable[..., None], args: tuple) -> _Due:
         """A call held while the container is paused, run on resume."""
@@ -429,30 +433,30 @@ class Node:
     _role: str | None = None
     _term: int | None = None
 
-    @property
-    def role(self) -> str | None:
-        """The replica's role for measurement and role targets ("leader", "primary",
-        "follower", ...), or None if the policy has no roles. Assign it as the role changes:
-        capsim records every change (``roles.jsonl``; the ``single-leader`` invariant)."""
-        return self._role
-
-    @role.setter
-    def role(self, value: str | None) -> None:
+    def _set_role(self, value: str | None) -> None:
         if value != self._role:
             self._role = value
             self._changed()
 
-    @property
-    def term(self) -> int | None:
-        """The replica's term or epoch, or None if the policy has none (recorded with the
-        role at every change of either)."""
-        return self._term
-
-    @term.setter
-    def term(self, value: int | None) -> None:
+    def _set_term(self, value: int | None) -> None:
         if value != self._term:
             self._term = value
             self._changed()
+
+    # Read through attrgetter (no Python frame: policies read these on every message).
+    role = property(
+        attrgetter("_role"),
+        _set_role,
+        doc="""The replica's role for measurement and role targets ("leader", "primary",
+        "follower", ...), or None if the policy has no roles. Assign it as the role changes:
+        capsim records every change (``roles.jsonl``; the ``single-leader`` invariant).""",
+    )
+    term = property(
+        attrgetter("_term"),
+        _set_term,
+        doc="""The replica's term or epoch, or None if the policy has none (recorded with the
+        role at every change of either).""",
+    )
 
     def _changed(self) -> None:
         rt = self.__dict__.get("_Node__rt")

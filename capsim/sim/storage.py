@@ -30,7 +30,7 @@ crash skips the numbers of the writes it lost, so no mark covers a later write.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from copy import deepcopy
 from typing import Any
 
@@ -106,7 +106,12 @@ def _refused(operation: str):
     return refuse
 
 
-class DurableLog(Sequence):
+_len = list.__len__
+_get = list.__getitem__
+_del = list.__delitem__
+
+
+class DurableLog(list):
     """An append-only log in durable state (a write-ahead log).
 
     A read-only sequence (index, slice, ``len``, iteration, ``==`` with a list) that grows
@@ -117,17 +122,26 @@ class DurableLog(Sequence):
     reading an index below it raises IndexError; iteration and ``==`` see the entries held.
     Slices are plain lists; iteration sees the log as it was when the iteration began. Any
     other mutation raises TypeError. Get one with :meth:`Durable.log`.
+
+    It is a list of its entries, so that reading it costs what reading a list does: while
+    no entry is a boxed copy of a mutable value and nothing was compacted, its class is
+    this one, whose reads are list's own; otherwise it is :class:`_ViewedLog`, whose reads
+    translate indices and copy entries out.
     """
 
-    __slots__ = ("_entries", "_image", "_journal", "_copies", "_first", "_image_first")
+    __slots__ = ("_image", "_journal", "_copies", "_first", "_image_first")
 
     def __init__(self, journal: list | None = None) -> None:
-        self._entries: list = []  # what reads see: every write
+        super().__init__()
         self._image: list = []  # what survives a crash (unused when untracked)
         self._journal = journal  # the owner's journal; None when every write is durable
-        self._copies = 0  # boxed (mutable) entries in _entries: 0 means reads copy nothing
-        self._first = 0  # index of _entries[0]: entries before it were compacted
+        self._copies = 0  # boxed (mutable) entries held: 0 means reads copy nothing
+        self._first = 0  # index of the first entry held: entries before it were compacted
         self._image_first = 0
+
+    def _settle(self) -> None:
+        """Take the class whose reads fit: list's own when nothing is boxed or compacted."""
+        self.__class__ = _ViewedLog if self._first or self._copies else DurableLog
 
     # -- writes --------------------------------------------------------------------------
 
@@ -141,7 +155,7 @@ class DurableLog(Sequence):
                     break
         elif type(entry) not in _ATOMS:
             entry = self._keep(entry)
-        self._entries.append(entry)
+        _append(self, entry)
         journal = self._journal
         if journal is not None:
             journal.append((_append, self._image, entry))
@@ -150,6 +164,7 @@ class DurableLog(Sequence):
         entry = _stored(entry)
         if type(entry) is _Copy:
             self._copies += 1
+            self.__class__ = _ViewedLog
         return entry
 
     def extend(self, entries: Iterable[Any]) -> None:
@@ -166,7 +181,7 @@ class DurableLog(Sequence):
                         break
             elif type(entry) not in _ATOMS:
                 stored[i] = self._keep(entry)
-        self._entries.extend(stored)
+        _extend(self, stored)
         if self._journal is not None:
             self._journal.append((_extend, self._image, stored))
 
@@ -178,30 +193,31 @@ class DurableLog(Sequence):
                 f"{self._first} on (the rest was compacted)"
             )
         length -= self._first
-        entries = self._entries
-        if length >= len(entries):
+        if length >= _len(self):
             return
         if self._copies:
-            self._copies -= sum(type(entry) is _Copy for entry in entries[length:])
-        del entries[length:]
+            self._copies -= sum(type(entry) is _Copy for entry in _get(self, slice(length, None)))
+            self._settle()
+        _del(self, slice(length, None))
         if self._journal is not None:
             self._journal.append((_truncate, self._image, length))
 
     def compact(self, first: int) -> None:
         """Drop every entry before index ``first`` (a write), as a log does behind a
         snapshot the policy keeps in durable state; indices of later entries stay."""
-        if not self._first <= first <= len(self):
+        if not self._first <= first <= self._first + _len(self):
             raise ValueError(
-                f"cannot compact a log of {len(self)} entries, held from {self._first}, "
-                f"up to {first}"
+                f"cannot compact a log of {self._first + _len(self)} entries, held from "
+                f"{self._first}, up to {first}"
             )
         drop = first - self._first
         if not drop:
             return
         if self._copies:
-            self._copies -= sum(type(entry) is _Copy for entry in self._entries[:drop])
-        del self._entries[:drop]
+            self._copies -= sum(type(entry) is _Copy for entry in _get(self, slice(0, drop)))
+        _del(self, slice(0, drop))
         self._first = first
+        self._settle()
         if self._journal is not None:
             self._journal.append((_compact, self, first))
 
@@ -212,62 +228,32 @@ class DurableLog(Sequence):
 
     def _roll_back(self) -> None:
         """A crash: reads see the durable image again."""
-        self._entries = entries = list(self._image)
+        _del(self, slice(None))
+        _extend(self, self._image)
         self._first = self._image_first
-        self._copies = sum(type(entry) is _Copy for entry in entries)
+        self._copies = sum(type(entry) is _Copy for entry in self._image)
+        self._settle()
 
-    def _index(self, index):
-        """``index`` (an int or a slice of the whole log) as one into ``_entries``."""
-        first, length = self._first, self._first + len(self._entries)
-        if isinstance(index, slice):
-            start, stop, step = index.indices(length)
-            if start < first and (stop - start) * step > 0:
-                raise IndexError(f"entries before {first} were compacted")
-            return slice(max(start - first, 0), max(stop - first, 0), step)
-        if index < 0:
-            index += length
-        if index < first and index >= 0:
-            raise IndexError(f"entry {index} was compacted (the log holds {first} on)")
-        return index - first if index >= 0 else index - length
-
-    # -- reads ---------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return self._first + len(self._entries)
-
-    def __getitem__(self, index):
-        if self._first:
-            index = self._index(index)
-        if not self._copies:
-            return self._entries[index]
-        if isinstance(index, slice):
-            return [_read(entry) for entry in self._entries[index]]
-        return _read(self._entries[index])
+    # -- reads (list's own, but for these) -------------------------------------------------
 
     def __iter__(self) -> Iterator[Any]:
         # Over a snapshot: appending while iterating must not hand out a private copy.
-        if not self._copies:
-            return iter(self._entries[:])
-        return map(_read, self._entries[:])
+        return iter(_get(self, slice(None)))
 
-    def __contains__(self, value: object) -> bool:
-        if not self._copies:
-            return value in self._entries
-        return any(entry == value for entry in self)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, DurableLog):
-            other = list(other)
-        if isinstance(other, list):
-            return list(self) == other
-        return NotImplemented
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(_get(self, slice(None)))
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         if self._journal is None:
-            return f"DurableLog({len(self._entries)} entries)"
-        return f"DurableLog({len(self._entries)} entries, {len(self._image)} durable)"
+            return f"DurableLog({_len(self)} entries)"
+        return f"DurableLog({_len(self)} entries, {len(self._image)} durable)"
+
+    def __reduce_ex__(self, protocol):
+        # Copied or pickled (a message body holding it, in a recorded run), it is a plain
+        # list of the entries it holds, as they read.
+        return (list, (list(self),))
 
     # -- every other list mutator --------------------------------------------------------
 
@@ -281,6 +267,82 @@ class DurableLog(Sequence):
     clear = _refused("clear")
     sort = _refused("sort")
     reverse = _refused("reverse")
+
+
+class _ViewedLog(DurableLog):
+    """A :class:`DurableLog` holding a boxed entry or compacted: reads translate indices
+    (they keep counting from the log's start) and return copies of boxed entries."""
+
+    __slots__ = ()
+
+    def _index(self, index):
+        """``index`` (an int or a slice of the whole log) as one into the entries held."""
+        first = self._first
+        length = first + _len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(length)
+            if start < first and (stop - start) * step > 0:
+                raise IndexError(f"entries before {first} were compacted")
+            return slice(max(start - first, 0), max(stop - first, 0), step)
+        if not isinstance(index, int):
+            raise TypeError(f"log indices must be integers or slices, not {type(index).__name__}")
+        if index < 0:
+            index += length
+        if index < first and index >= 0:
+            raise IndexError(f"entry {index} was compacted (the log holds {first} on)")
+        return index - first if index >= 0 else index - length
+
+    def __len__(self) -> int:
+        return self._first + _len(self)
+
+    def __getitem__(self, index):
+        held = _get(self, self._index(index))
+        if not self._copies:
+            return held
+        if isinstance(index, slice):
+            return [_read(entry) for entry in held]
+        return _read(held)
+
+    def _held(self) -> list:
+        """The entries held, as they read."""
+        entries = _get(self, slice(None))
+        return [_read(entry) for entry in entries] if self._copies else entries
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._held())
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(self._held())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._held()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return self._held() == list(other)
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def index(self, value: Any, *args: Any) -> int:
+        return self._first + self._held().index(value, *args)
+
+    def count(self, value: Any) -> int:
+        return self._held().count(value)
+
+    def copy(self) -> list:
+        return self._held()
+
+    def __add__(self, other):
+        return self._held() + other
+
+    def __mul__(self, times):
+        return self._held() * times
+
+    __rmul__ = __mul__
+    __hash__ = None  # type: ignore[assignment]
 
 
 class Durable:

@@ -112,6 +112,7 @@ class Workload:
         history: History,
     ):
         self.engine = engine
+        self._env = engine.env  # its clock, _now, is read on every operation
         self.spec: WorkloadSpec = scenario.workload
         self.duration = scenario.duration
         self.cluster = cluster
@@ -243,7 +244,7 @@ class Workload:
         """The container an operation of ``version`` enters by: one running that version
         in the client's zone (the same one for the same client), else anywhere, else the
         client's home. The candidates are those up when last listed (every 0.5 s)."""
-        now = self.engine.now
+        now = self._env._now
         if now - self._ab_built >= 0.5:
             self._ab_entries.clear()
             self._ab_built = now
@@ -283,7 +284,7 @@ class Workload:
 
     def _script_next(self, client: Client) -> None:
         """Invoke the client's next due scripted operation, if it has one and is free."""
-        if not client.script or client.busy or self.engine.now >= self.duration:
+        if not client.script or client.busy or self._env._now >= self.duration:
             return
         if client.zone in self.suspended:
             self._parked.append((client, None))
@@ -319,7 +320,7 @@ class Workload:
         return p
 
     def _arrival(self, client: Client) -> None:
-        if self.engine.now >= self.duration:
+        if self._env._now >= self.duration:
             return
         gap, choice, key = next(client.draws)
         if client.zone not in self.suspended:
@@ -328,7 +329,7 @@ class Workload:
         self.engine.call_in(gap, self._arrival, client)
 
     def _loop(self, client: Client, process: int) -> None:
-        if self.engine.now >= self.duration:
+        if self._env._now >= self.duration:
             return
         if client.zone in self.suspended:
             self._parked.append((client, process))
@@ -399,9 +400,8 @@ class Workload:
         op.redirects = 0
         op.retries = 0
         op.sends = 0
-        op.max_retries = (
-            self.spec.retries.attempts if not final else max(self.spec.retries.attempts, 5)
-        )
+        attempts = self.spec.retries.attempts
+        op.max_retries = attempts if not final or attempts >= 5 else 5
         op.final = final
         op.done = False
         home = client.home
@@ -430,7 +430,7 @@ class Workload:
             f,
             op.key_code,
             op.recorded,
-            self.engine.now,
+            self._env._now,
             client.code,
             client.zone_code,
             self.node_code[target.id],
@@ -438,17 +438,18 @@ class Workload:
             final,
             op.side,
         )
-        op.deadline = self.engine.now + self.spec.timeout
+        timeout = self.spec.timeout
+        op.deadline = self._env._now + timeout
         self._deadlines.append(op)
         if not self._checking:
             self._checking = True
-            self.engine.call_in(self.spec.timeout, self._expire)
+            self.engine.call_in(timeout, self._expire)
         self._send(op, target)
         return op
 
     def _expire(self) -> None:
         """Time out every operation whose deadline has come; wait for the next deadline."""
-        now = self.engine.now
+        now = self._env._now
         deadlines = self._deadlines
         while deadlines and (deadlines[0].done or deadlines[0].deadline <= now):
             op = deadlines.popleft()
@@ -485,7 +486,7 @@ class Workload:
         op: _Op = req._f
         if op.done or not op.outstanding or req._seq != op.current._seq:
             return  # a reply to an attempt already answered or given up on
-        if self.engine.now >= op.deadline:
+        if self._env._now >= op.deadline:
             self._timeout(op)  # due at this very instant: the timeout comes first
             return
         op.outstanding = False
@@ -532,7 +533,7 @@ class Workload:
 
     def _retry(self, op: _Op) -> None:
         if not op.done:
-            if self.engine.now >= op.deadline:
+            if self._env._now >= op.deadline:
                 self._timeout(op)  # due at this very instant: the timeout comes first
                 return
             op.redirects = 0
@@ -557,7 +558,7 @@ class Workload:
             op.f,
             op.key_code,
             value,
-            self.engine.now,
+            self._env._now,
             client.code,
             client.zone_code,
             self.node_code[node],
@@ -591,8 +592,9 @@ class Workload:
             self._routes.clear()
             self._routes_version = cluster.members_version
         home, shard = op.home, op.shard
-        # The image is in the key: a rolling upgrade may change the parameters route() reads.
-        cache = (home.idx, home.image.ref, shard, op.f)
+        # The image is in the key: a rolling upgrade may change the parameters route() reads
+        # (by identity: images are the scenario's, alive for the run).
+        cache = (home.idx, id(home.image), shard, op.f)
         found = self._routes.get(cache)
         if found is None:
             found = self._routes[cache] = self._decide(home, shard, op.f)
@@ -620,7 +622,7 @@ class Workload:
             except Exception as exc:
                 raise PolicyError(
                     policy=cluster.policy_name,
-                    time=self.engine.now,
+                    time=self._env._now,
                     container=home.id,
                     shard=shard,
                     handling=f"route({_F_NAMES[f]!r}, {members!r}, {home.id!r}, params)",
