@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from itertools import chain, repeat
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -320,10 +321,13 @@ def choose(cdf, u: np.ndarray) -> np.ndarray:
 
 
 def draws(dist: Any, rng: np.random.Generator, block: int = 4096) -> Iterator[float]:
-    """Yield draws of ``dist`` forever, sampled ``block`` at a time from ``rng``."""
+    """Draws of ``dist`` forever, sampled ``block`` at a time from ``rng`` (each block when
+    the one before runs out). ``next`` on it runs no Python code but once a block."""
     if isinstance(dist, Constant):
-        value = dist.value + dist.shift
+        return repeat(dist.value + dist.shift)
+
+    def blocks() -> Iterator[list[float]]:
         while True:
-            yield value
-    while True:
-        yield from dist.sample(rng, block).tolist()
+            yield dist.sample(rng, block).tolist()
+
+    return chain.from_iterable(blocks())

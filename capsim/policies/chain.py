@@ -143,7 +143,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from capsim.policies.commands import apply_command, read_value
+from capsim.policies.commands import COMMAND, apply_command, read_value
 from capsim.schema import Interval
 from capsim.sim.node import Message, Node, Request
 
@@ -1050,4 +1050,4 @@ class Chain(Node):
         return self.read(key), self.version.get(key)
 
     def applied_log(self) -> list[Any]:
-        return [entry[:3] for entry in self.entries[: self.applied]]
+        return list(map(COMMAND, self.entries[: self.applied]))

@@ -12,9 +12,14 @@ do the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
-__all__ = ["apply_command", "apply_entries", "read_value"]
+__all__ = ["apply_command", "apply_entries", "read_value", "COMMAND"]
+
+#: A log entry's command, ``(op, key, value)``, for an entry that begins with those three
+#: fields (``applied_log`` maps it over the applied entries).
+COMMAND = itemgetter(0, 1, 2)
 
 
 def apply_command(

@@ -137,7 +137,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from capsim.policies.commands import apply_entries, read_value
+from capsim.policies.commands import COMMAND, apply_entries, read_value
 from capsim.schema import Interval
 from capsim.sim.node import Message, Node, Request
 
@@ -1026,4 +1026,4 @@ class PrimaryBackup(Node):
         return read_value(self.data, key), self.version.get(key)
 
     def applied_log(self) -> list[Any]:
-        return [entry[:3] for entry in self.entries[: self.applied]]
+        return list(map(COMMAND, self.entries[: self.applied]))

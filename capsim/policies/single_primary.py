@@ -61,7 +61,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from capsim.policies.commands import apply_entries, read_value
+from capsim.policies.commands import COMMAND, apply_entries, read_value
 from capsim.schema import Interval
 from capsim.sim.node import Message, Node, Request
 
@@ -448,7 +448,7 @@ class SinglePrimary(Node):
         return read_value(self.data, key), self.version.get(key)
 
     def applied_log(self) -> list[Any]:
-        return [entry[:3] for entry in self.entries[: self.applied]]
+        return list(map(COMMAND, self.entries[: self.applied]))
 
 
 def _nothing() -> None:

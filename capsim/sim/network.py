@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 from heapq import heappush
+from itertools import chain
 from typing import Any
 
 from capsim.distributions import draws
@@ -186,6 +187,7 @@ class Network:
         self._dup = spec.duplicate
         self._loss_draws = uniforms(engine, "network.loss") if spec.loss > 0 else None
         self._dup_draws = uniforms(engine, "network.duplicate") if spec.duplicate > 0 else None
+        self._coins = self._loss_draws is not None or self._dup_draws is not None
         self._fifo_last: dict[int, float] | None = {} if spec.fifo else None
         # The link faults in force, by ordered pair (src * 65536 + dst).
         self.degraded: dict[int, list[LinkEffect]] = {}
@@ -236,13 +238,13 @@ class Network:
         key of the node it is for on ``dst_c`` (a shard number or a service name) and
         ``from_key`` the sender's, for replies; ``size`` its bytes (None: by kind).
         """
-        self.sent += 1
+        self.sent = sent = self.sent + 1
         msg = self._message()
         msg.src = src
         msg.dst = dst
         msg.kind = kind
         msg.body = body
-        msg.id = self.sent  # ids count messages sent: 1, 2, 3, ...
+        msg.id = sent  # ids count messages sent: 1, 2, 3, ...
         msg.reply_to = reply_to
         msg.shard = shard
         msg._from = from_key
@@ -264,7 +266,8 @@ class Network:
         # Loss and duplication are the links' doing: a client talking to its own home
         # container (src_i == dst_i) is not on a link.
         lossy = src_i != dst_i
-        if lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
+        coins = self._coins
+        if coins and lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
             self._dropped_at_send += 1
             self._drop(msg, "loss")
             return msg
@@ -303,7 +306,7 @@ class Network:
         # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
         # on the hottest path; ties still break in scheduling order.
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
-        if lossy and self._dup_draws is not None and next(self._dup_draws) < self._dup:
+        if coins and lossy and self._dup_draws is not None and next(self._dup_draws) < self._dup:
             copies += 1
         if copies and client is None and kind != CLIENT:
             for _ in range(copies):
@@ -654,10 +657,14 @@ def _trace_code(msg_id: int, src: int, dst: int) -> int:
 
 
 def uniforms(engine: Engine, name: str, block: int = 4096):
-    """Endless uniform draws on [0, 1) from stream ``name``, in blocks."""
+    """Endless uniform draws on [0, 1) from stream ``name``, in blocks (as ``draws``)."""
     rng = engine.stream(name)
-    while True:
-        yield from rng.random(block).tolist()
+
+    def blocks():
+        while True:
+            yield rng.random(block).tolist()
+
+    return chain.from_iterable(blocks())
 
 
 def _json_safe(value: Any) -> Any:

@@ -23,6 +23,7 @@ saw.
 from __future__ import annotations
 
 from collections import deque
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -298,7 +299,11 @@ class Workload:
         )
 
     def _draws(self, name: str):
-        """Endless (gap, op choice, key index) triples for one client, drawn in blocks."""
+        """Endless (gap, op choice, key index) triples for one client, drawn in blocks
+        (``next`` on it runs no Python code but once a block)."""
+        return chain.from_iterable(self._blocks(name))
+
+    def _blocks(self, name: str):
         spec = self.spec
         rng = self.engine.stream(f"workload.{name}")
         mean_gap = 1.0 / spec.rate
@@ -312,7 +317,7 @@ class Workload:
                 keys = rng.integers(0, n_keys, block)
             else:
                 keys = choose(cdf, portable.uniforms(rng, block))
-            yield from zip(gaps.tolist(), choice.tolist(), keys.tolist(), strict=True)
+            yield zip(gaps.tolist(), choice.tolist(), keys.tolist(), strict=True)
 
     def _new_process(self) -> int:
         p = self._next_process
