@@ -118,7 +118,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from capsim.policies.commands import apply_command, read_value
+from capsim.policies.commands import COMMAND, apply_command, read_value
 from capsim.schema import FiniteFloat, Interval, StrictBool, WholeNumber
 from capsim.sim.node import Message, Node, Request
 
@@ -214,6 +214,7 @@ class Raft(Node):
         self.version: dict[str, int] = {}
         self.outcomes: dict[int, bool] = {}  # CAS entries by index: did it compare equal?
         self.done: dict[Any, int] = {}  # request id -> index of its first application
+        self.commands: list[tuple] = []  # the commands applied, in order (applied_log)
         self.waiting: dict[int, list[Request]] = {}  # index -> requests answered on apply
         # Elections.
         self.timer = None
@@ -861,6 +862,7 @@ class Raft(Node):
             )
             self.commit = index
             self.data, self.version, self.outcomes, self.done = {}, {}, {}, {}
+            self.commands = []
             self.applied = 0
             self.apply()
         self.entries.truncate(index)
@@ -881,7 +883,7 @@ class Raft(Node):
         first, commit = self.applied, self.commit
         if commit <= first:
             return
-        data, version, done = self.data, self.version, self.done
+        data, version, done, commands = self.data, self.version, self.done, self.commands
         for index, entry in enumerate(self.entries[first:commit], first):
             op = entry[OP]
             if op in (NOOP, CONFIG):
@@ -890,6 +892,7 @@ class Raft(Node):
             if rid in done:
                 continue  # a later copy of a request already applied
             done[rid] = index
+            commands.append(COMMAND(entry))
             matched = apply_command(data, version, index, op, entry[KEY], entry[VALUE])
             if op == "cas":
                 self.outcomes[index] = matched
@@ -914,9 +917,6 @@ class Raft(Node):
         return self.read_value(key), self.version.get(key)
 
     def applied_log(self) -> list[Any]:
-        done = self.done
-        return [
-            entry[:3]
-            for index, entry in enumerate(self.entries[: self.applied])
-            if entry[OP] != NOOP and entry[OP] != CONFIG and done.get(entry[REQ]) == index
-        ]
+        # Kept as apply() goes: the commands of the applied entries, without no-ops,
+        # configurations and later copies of a request already applied.
+        return self.commands[:]
