@@ -106,6 +106,22 @@ def _refused(operation: str):
     return refuse
 
 
+# Flat tuples of atoms appended to some log lately, by id: a replica's log receives the
+# very tuples its leader appended (the simulation shares them), and such a tuple cannot
+# change, so it needs no second look. Bounded: cleared when full (entries then get the
+# look again). The dict holds the tuples, so an id here is never a reused one.
+_VOUCHED: dict[int, tuple] = {}
+_VOUCHED_MAX = 1 << 16
+
+
+def _vouch(entry: tuple) -> None:
+    if len(_VOUCHED) >= _VOUCHED_MAX:
+        _VOUCHED.clear()
+    _VOUCHED[id(entry)] = entry
+
+
+_vouched = _VOUCHED.get
+
 _len = list.__len__
 _get = list.__getitem__
 _del = list.__delitem__
@@ -153,6 +169,10 @@ class DurableLog(list):
                 if type(item) not in _ATOMS:
                     entry = self._keep(entry)
                     break
+            else:  # _vouch(entry), inlined
+                if len(_VOUCHED) >= _VOUCHED_MAX:
+                    _VOUCHED.clear()
+                _VOUCHED[id(entry)] = entry
         elif type(entry) not in _ATOMS:
             entry = self._keep(entry)
         _append(self, entry)
@@ -173,12 +193,16 @@ class DurableLog(list):
         if not stored:
             return
         for i, entry in enumerate(stored):
+            if _vouched(id(entry)) is entry:
+                continue  # a flat tuple of atoms already appended to some log
             # Inlined fast path of _stored, as in append.
             if type(entry) is tuple:
                 for item in entry:
                     if type(item) not in _ATOMS:
                         stored[i] = self._keep(entry)
                         break
+                else:
+                    _vouch(entry)
             elif type(entry) not in _ATOMS:
                 stored[i] = self._keep(entry)
         _extend(self, stored)
