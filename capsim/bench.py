@@ -19,6 +19,7 @@ fastest readings are reported beside it.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import time
@@ -100,6 +101,7 @@ def bench_policy(policy: str, ops: int = 200_000, seed: int = 1) -> dict[str, An
     from capsim.runner import build
 
     world = build(bench_scenario(policy, ops), seed)
+    gc.collect()  # the build's garbage, and an earlier run's, are not this run's to collect
     started = time.perf_counter()
     world.run()
     world.digest()
