@@ -174,8 +174,11 @@ class _Due:
 
 def _fire(due: _Due) -> None:
     timer = due.timer
-    if timer._due is not due or timer.cancelled:
-        return  # reset or cancelled since
+    if timer._due is not due:
+        return  # reset since
+    if timer.cancelled:
+        timer._due = None  # no cycle left for the garbage collector
+        return
     rt = timer.rt
     if not rt.alive:
         return

@@ -83,8 +83,7 @@ class _Op:
         "recorded",
         "id",
         "shard",
-        "current",
-        "sends",
+        "sends",  # attempts sent; the latest is the one whose reply counts
         "target",
         "outstanding",
         "error",
@@ -479,7 +478,6 @@ class Workload:
         req._answered = None
         op.sends += 1
         req._seq = op.sends
-        op.current = req
         op.target = target
         op.outstanding = True
         target.requests += 1  # the autoscaler's request rate
@@ -489,7 +487,7 @@ class Workload:
     def _on_reply(self, msg: Message) -> None:
         req, outcome, value = msg.body
         op: _Op = req._f
-        if op.done or not op.outstanding or req._seq != op.current._seq:
+        if op.done or not op.outstanding or req._seq != op.sends:
             return  # a reply to an attempt already answered or given up on
         if self._env._now >= op.deadline:
             self._timeout(op)  # due at this very instant: the timeout comes first
