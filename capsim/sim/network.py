@@ -285,10 +285,24 @@ class Network:
                 delay += self._link_draw(kind, src_i, dst_i)
         copies = 0
         if self._slow:
-            shaped = self._shape(msg, src_i, dst_i, now, delay, client is None and kind != CLIENT)
-            if shaped is None:
-                return msg
-            delay, copies = shaped
+            if self.transfers and client is None and kind != CLIENT:
+                self._count_transfer(msg, src_i, dst_i, shard, from_key)
+            if self._bandwidth is not None and lossy:
+                delay += self._transmission(msg, src_i, dst_i, now)
+            if self.degraded_pairs:
+                effects = self.degraded.get(src_i * 65536 + dst_i)
+                if effects:
+                    for effect in effects:
+                        if effect.loss and next(effect.uniforms) < effect.loss:
+                            self._dropped_at_send += 1
+                            self._drop(msg, "link")
+                            return msg
+                        if effect.latency is not None:
+                            delay += next(effect.latency)
+                        if effect.duplicate and next(effect.uniforms) < effect.duplicate:
+                            copies += 1
+            if self._fifo_last is not None and lossy:
+                delay = self._in_order(src_i, dst_i, now, delay)
         # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
         # on the hottest path; ties still break in scheduling order.
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
@@ -298,99 +312,6 @@ class Network:
             for _ in range(copies):
                 self._duplicate(msg)
         return msg
-
-    def send_node(
-        self,
-        src: str,
-        dst: str,
-        kind: str,
-        body: Any,
-        shard: Any,
-        reply_to: int | None,
-        src_c,
-        dst_c,
-        from_key: Any,
-        size: int | None,
-    ) -> Message:
-        """:meth:`send` for a node's message to a node (no client leg), the hot path: the
-        same message, the same draws in the same order."""
-        if kind == CLIENT:  # a node passing a request on, as a client would send it
-            return self.send(src, dst, kind, body, shard, reply_to, src_c, dst_c, None,
-                             from_key, size)  # fmt: skip
-        self.sent = sent = self.sent + 1
-        msg = self._message()
-        msg.src = src
-        msg.dst = dst
-        msg.kind = kind
-        msg.body = body
-        msg.id = sent
-        msg.reply_to = reply_to
-        msg.shard = shard
-        msg._from = from_key
-        msg.size = size
-        now = self._env._now
-        msg._sent = now
-        msg._clock = src_c.clock_state
-        msg._src_c = src_c
-        msg._dst_c = dst_c
-        msg._client = None
-        src_i = src_c.idx
-        dst_i = dst_c.idx
-        if self.partitions and self._cut(src_i, dst_i):
-            self._dropped_at_send += 1
-            self._drop(msg, "partition")
-            return msg
-        lossy = src_i != dst_i
-        coins = self._coins
-        if coins and lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
-            self._dropped_at_send += 1
-            self._drop(msg, "loss")
-            return msg
-        pair = self._by_kind.get(kind)
-        if pair is None:
-            pair = self._kind_samplers(kind)
-        zone_of = self.zone_of
-        delay = next(pair[zone_of[src_i] != zone_of[dst_i]])
-        copies = 0
-        if self._slow:
-            shaped = self._shape(msg, src_i, dst_i, now, delay, True)
-            if shaped is None:
-                return msg
-            delay, copies = shaped
-        heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
-        if coins and lossy and self._dup_draws is not None and next(self._dup_draws) < self._dup:
-            copies += 1
-        for _ in range(copies):
-            self._duplicate(msg)
-        return msg
-
-    def _shape(
-        self, msg: Message, src_i: int, dst_i: int, now: float, delay: float, node: bool
-    ) -> tuple[float, int] | None:
-        """A send's rarer part: a transfer counted (``node``: a node's message), bandwidth,
-        link faults, FIFO order. Returns the delay and the copies to send, or None if a
-        link fault drops the message."""
-        copies = 0
-        lossy = src_i != dst_i
-        if self.transfers and node:
-            self._count_transfer(msg, src_i, dst_i, msg.shard, msg._from)
-        if self._bandwidth is not None and lossy:
-            delay += self._transmission(msg, src_i, dst_i, now)
-        if self.degraded_pairs:
-            effects = self.degraded.get(src_i * 65536 + dst_i)
-            if effects:
-                for effect in effects:
-                    if effect.loss and next(effect.uniforms) < effect.loss:
-                        self._dropped_at_send += 1
-                        self._drop(msg, "link")
-                        return None
-                    if effect.latency is not None:
-                        delay += next(effect.latency)
-                    if effect.duplicate and next(effect.uniforms) < effect.duplicate:
-                        copies += 1
-        if self._fifo_last is not None and lossy:
-            delay = self._in_order(src_i, dst_i, now, delay)
-        return delay, copies
 
     @property
     def scheduled(self) -> int:

@@ -660,7 +660,9 @@ class Node:
         except (KeyError, TypeError):
             dst_c = rt.target(dst)  # raises a clear error
         to = rt.key if shard is None and service is None else rt.destination(shard, service)
-        return rt.net.send_node(rt.id, dst, kind, body, to, None, rt.container, dst_c, rt.key, size)
+        return rt.net.send(
+            rt.id, dst, kind, body, to, None, rt.container, dst_c, None, rt.key, size
+        )
 
     def broadcast(self, kind: str, body: Any = None, *, size: int | None = None) -> None:
         """Send ``body`` to every other member of this shard."""
@@ -680,9 +682,10 @@ class Node:
             return None
         if msg.kind == CLIENT:
             raise ValueError("reply() answers nodes; answer a client's request with ok/fail")
-        return rt.net.send_node(
-            rt.id, msg.src, kind, body, msg._from, msg.id, rt.container, msg._src_c, rt.key, size
-        )
+        return rt.net.send(
+            rt.id, msg.src, kind, body, msg._from, msg.id, rt.container, msg._src_c, None,
+            rt.key, size,
+        )  # fmt: skip
 
     def rpc(
         self,
