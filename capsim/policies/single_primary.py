@@ -118,7 +118,7 @@ class SinglePrimary(Node):
             self.set_ready(False)  # placed here by a scale action: a learner until added
         self.entries = self.durable.log("log")
         if self.params.sync:
-            self.sync_then = self.sync
+            self.sync_then = self.sync  # the default: acknowledge only what the disk has
         # The highest epoch this replica has seen: its term.
         self.term = self.durable.get("epoch", 0)
         self.commit = min(self.durable.get("commit", 0), len(self.entries))

@@ -405,7 +405,7 @@ class Workload:
         op.retries = 0
         op.sends = 0
         attempts = self.spec.retries.attempts
-        op.max_retries = attempts if not final or attempts >= 5 else 5
+        op.max_retries = max(attempts, 5) if final else attempts
         op.final = final
         op.done = False
         home = client.home
