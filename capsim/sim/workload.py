@@ -122,6 +122,7 @@ class Workload:
         spec = self.spec
         self.set_mode = spec.data_kind == "set"
         self.scripted = spec.kind == "script"
+        self._open_loop = spec.mode == "open"
         if self.scripted:
             # The script's keys, in order of first use.
             self.keys = list(dict.fromkeys(op.key for op in spec.ops))
@@ -329,7 +330,7 @@ class Workload:
         gap, choice, key = next(client.draws)
         if client.zone not in self.suspended:
             process = client.idle.pop() if client.idle else self._new_process()
-            self._invoke(client, process, self._choose(choice), key, final=False)
+            self._invoke(client, process, self._choose(choice), key, False)
         self.engine.call_in(gap, self._arrival, client)
 
     def _loop(self, client: Client, process: int) -> None:
@@ -426,7 +427,7 @@ class Workload:
                 self.op_versions.append(served)
                 op.hint_key = (shard, served)
         op.home = home
-        op.side = self._side(home.idx, shard)
+        op.side = self._side(home.idx, shard) if self.network.partitions else 0
         target, op.to = self._route(client, op)
         self.history.append_codes(
             process,
@@ -577,7 +578,7 @@ class Workload:
         if self.scripted:
             client.busy = False
             self._script_next(client)
-        elif self.spec.mode == "open":
+        elif self._open_loop:
             if type_ != INFO:
                 client.idle.append(op.process)
         else:
