@@ -28,14 +28,11 @@ MAX_LOG_CHARS = 10_000  # characters kept per line
 
 
 class Call:
-    """A scheduled function call: ``fn(*args)`` at a time on the simulation clock."""
+    """A scheduled function call: ``fn(*args)`` at a time on the simulation clock (made by
+    :meth:`Engine.call_in`, which sets both slots without an ``__init__`` call)."""
 
     __slots__ = ("fn", "args")
     _ok = True
-
-    def __init__(self, fn, args):
-        self.fn = fn
-        self.args = args
 
 
 def _run_call(call: Call) -> None:

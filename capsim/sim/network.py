@@ -187,7 +187,6 @@ class Network:
         self._dup = spec.duplicate
         self._loss_draws = uniforms(engine, "network.loss") if spec.loss > 0 else None
         self._dup_draws = uniforms(engine, "network.duplicate") if spec.duplicate > 0 else None
-        self._coins = self._loss_draws is not None or self._dup_draws is not None
         self._fifo_last: dict[int, float] | None = {} if spec.fifo else None
         # The link faults in force, by ordered pair (src * 65536 + dst).
         self.degraded: dict[int, list[LinkEffect]] = {}
@@ -266,8 +265,7 @@ class Network:
         # Loss and duplication are the links' doing: a client talking to its own home
         # container (src_i == dst_i) is not on a link.
         lossy = src_i != dst_i
-        coins = self._coins
-        if coins and lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
+        if lossy and self._loss_draws is not None and next(self._loss_draws) < self._loss:
             self._dropped_at_send += 1
             self._drop(msg, "loss")
             return msg
@@ -306,7 +304,7 @@ class Network:
         # Pushed straight onto SimPy's queue, as Environment.schedule does, to spare a call
         # on the hottest path; ties still break in scheduling order.
         heappush(self._queue, (now + delay, NORMAL, next(self._eid), msg))
-        if coins and lossy and self._dup_draws is not None and next(self._dup_draws) < self._dup:
+        if lossy and self._dup_draws is not None and next(self._dup_draws) < self._dup:
             copies += 1
         if copies and client is None and kind != CLIENT:
             for _ in range(copies):

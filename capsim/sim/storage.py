@@ -366,7 +366,6 @@ class _ViewedLog(DurableLog):
         return self._held() * times
 
     __rmul__ = __mul__
-    __hash__ = None  # type: ignore[assignment]
 
 
 class Durable:
