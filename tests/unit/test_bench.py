@@ -48,3 +48,40 @@ def test_a_real_run_counts_messages_and_operations():
     assert 1780 + 500 < result["ops"] < 2220 + 500
     assert result["messages"] >= 2 * result["ops"]
     assert result["wall_s"] > 0
+
+
+def _instructions_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "instructions_bench.py"
+    spec = importlib.util.spec_from_file_location("instructions_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The summary valgrind 3.19's cachegrind writes on stderr (cache simulation on).
+_CACHEGRIND = """\
+==2249== I   refs:      7,459,902,766
+==2249== I1  misses:      121,324,616
+==2249== LLi misses:           36,740
+==2249== D1  misses:      114,938,677  (  103,337,488 rd   +    11,601,189 wr)
+==2249== LLd misses:          979,604  (      148,612 rd   +       830,992 wr)
+"""
+
+
+def test_instruction_counts_are_read_from_cachegrinds_summary():
+    ib = _instructions_bench()
+    counts = ib.parse_counts("progress line\n102178\n", _CACHEGRIND)
+    assert counts == {"units": 102178, "I": 7_459_902_766, "I1": 121_324_616, "D1": 114_938_677}
+    with pytest.raises(SystemExit):
+        ib.parse_counts("5\n", "==1== valgrind: something else\n")
+
+
+def test_the_marginal_cost_leaves_start_up_out():
+    ib = _instructions_bench()
+    # Start-up 2,000 instructions, then 40 per message: 2,400 for 10 messages and 4,000
+    # for 50. The difference is 1,600 for 40 messages.
+    per = ib.marginal({"units": 10, "I": 2_400}, {"units": 50, "I": 4_000})
+    assert per == {"I": 40.0}
