@@ -2,12 +2,16 @@
 
 A figure that does not move with the machine or its load.
 
-    python benchmarks/instructions_bench.py [--policy NAME]... [--ops A B] [--cache] [--jobs N]
+    python benchmarks/instructions_bench.py [--policy NAME]... [--seconds A B] [--cache] [--jobs N]
 
 Runs the reference loop of ``capsim bench`` and the benchmark scenario of each policy under
 valgrind's cachegrind, each at two sizes, and prints the marginal cost: machine
 instructions per reference callback and per delivered message (the difference between the
-two sizes, so start-up, imports and the world's build drop out), and their ratio. With
+two sizes, so start-up, imports, the world's build and the final reads drop out), and
+their ratio. A policy's two runs keep the benchmark's load (2,000 operations per simulated
+second, a partition from 40% to 60% of the run) over ``A`` and ``B`` simulated seconds
+instead of 100, so the mix of messages is the benchmark's: fewer operations over the same
+100 s would weigh the heartbeats more. With
 ``--cache`` it also simulates the caches and prints first-level data- and
 instruction-cache misses per unit: the reference loop's few objects stay in the caches,
 a policy's many do not, which is why a policy's ratio in seconds is lower than its ratio
@@ -15,8 +19,9 @@ in instructions and differs from one machine to another.
 
 Counts are the same from run to run on one build of Python and numpy (``PYTHONHASHSEED``
 is fixed), whatever else the machine is doing, so runs may go in parallel (``--jobs``).
-Each run takes about 50 times as long as without valgrind: the defaults take a few
-minutes per policy. Figures, not a test; needs ``valgrind`` on the PATH.
+Each run takes about 50 times as long as without valgrind: with ``--cache`` and the
+defaults, all five built-ins took 6 minutes on a 2-vCPU machine. Figures, not a test;
+needs ``valgrind`` on the PATH.
 """
 
 from __future__ import annotations
@@ -39,24 +44,23 @@ REFERENCE_SIZES = (100_000, 300_000)
 
 _CHILD = """
 import sys
-kind, size = sys.argv[1], int(sys.argv[2])
+kind, size = sys.argv[1], float(sys.argv[2])
 if kind == "reference":
     from capsim.bench import reference_rate
+    size = int(size)
     reference_rate(size)
     print(size)
 else:
-    from capsim.bench import bench_scenario
-    from capsim.runner import build
-    world = build(bench_scenario(kind, size), 1)
-    world.run()
-    world.digest()
-    print(world.network.delivered)
+    # The bench's load (operations per simulated second), over a shorter run.
+    from capsim.bench import BENCH_OPS, BENCH_SECONDS, bench_policy
+    ops = round(BENCH_OPS / BENCH_SECONDS * size)
+    print(bench_policy(kind, ops, duration=size)["messages"])
 """
 
 _COUNTER = re.compile(r"==\d+==\s+(I\s+refs|I1\s+misses|D1\s+misses):\s+([\d,]+)")
 
 
-def measure(kind: str, size: int, cache: bool) -> dict[str, int]:
+def measure(kind: str, size: float, cache: bool) -> dict[str, int]:
     """One run under cachegrind: the units it did (callbacks or messages) and its counts."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [
@@ -74,7 +78,10 @@ def measure(kind: str, size: int, cache: bool) -> dict[str, int]:
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"instructions_bench: {kind} failed under valgrind:\n{done.stderr}")
-    return parse_counts(done.stdout, done.stderr)
+    counts = parse_counts(done.stdout, done.stderr)
+    what = f"{size:,} callbacks" if kind == "reference" else f"{size:g} s"
+    print(f"  {kind}, {what}: {counts['I']:,} instructions", file=sys.stderr)
+    return counts
 
 
 def parse_counts(stdout: str, stderr: str) -> dict[str, int]:
@@ -100,12 +107,12 @@ def main() -> None:
         "--policy", action="append", help="a built-in to measure, repeatable (default: all)"
     )
     parser.add_argument(
-        "--ops",
-        type=int,
+        "--seconds",
+        type=float,
         nargs=2,
-        default=(3_000, 9_000),
+        default=(4.0, 12.0),
         metavar=("A", "B"),
-        help="client operations at the two sizes (default: 3000 9000)",
+        help="simulated seconds of the two runs of each policy (default: 4 12)",
     )
     parser.add_argument("--cache", action="store_true", help="also simulate the caches")
     parser.add_argument("--jobs", type=int, default=2, help="valgrind runs at once (default 2)")
@@ -116,9 +123,9 @@ def main() -> None:
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
         parser.exit(2, f"instructions_bench: unknown policy {unknown[0]!r}\n")
-    small, large = sorted(args.ops)
-    if small < 1 or small == large:
-        parser.exit(2, "instructions_bench: --ops needs two different positive sizes\n")
+    small, large = sorted(args.seconds)
+    if not 1 <= small < large <= 100:
+        parser.exit(2, "instructions_bench: --seconds needs two different sizes, 1 to 100\n")
     jobs = [("reference", n) for n in REFERENCE_SIZES]
     jobs += [(name, n) for name in names for n in (small, large)]
     print(f"{len(jobs)} runs under valgrind, {args.jobs} at once ...", file=sys.stderr)

@@ -41,6 +41,8 @@ __all__ = [
     "TARGETS",
 ]
 
+#: The benchmark scenario's client operations and simulated seconds.
+BENCH_OPS, BENCH_SECONDS = 200_000, 100.0
 #: The target ratio of every policy without its own in ``TARGETS``.
 TARGET_RATIO = 0.15
 #: Policies with a target of their own.
@@ -52,10 +54,10 @@ def target_for(policy: str) -> float:
     return TARGETS.get(policy, TARGET_RATIO)
 
 
-def bench_scenario(policy: str, ops: int = 200_000):
-    """The benchmark scenario for ``policy``, sized to about ``ops`` client operations."""
+def bench_scenario(policy: str, ops: int = BENCH_OPS, duration: float = BENCH_SECONDS):
+    """The benchmark scenario for ``policy``, sized to about ``ops`` client operations over
+    ``duration`` simulated seconds (the partition covers 40% to 60% of it)."""
     clients = 6
-    duration = 100.0
     rate = ops / (clients * duration)
     return parse_scenario(
         {
@@ -72,7 +74,14 @@ def bench_scenario(policy: str, ops: int = 200_000):
                 "keys": 100,
                 "timeout": 0.5,
             },
-            "faults": [{"kind": "partition", "at": 40, "duration": 20, "groups": [["n4", "n5"]]}],
+            "faults": [
+                {
+                    "kind": "partition",
+                    "at": 0.4 * duration,
+                    "duration": 0.2 * duration,
+                    "groups": [["n4", "n5"]],
+                }
+            ],
         }
     )
 
@@ -96,11 +105,13 @@ def reference_rate(callbacks: int = 1_000_000, chains: int = 100, seed: int = 1)
     return count / (time.perf_counter() - started)
 
 
-def bench_policy(policy: str, ops: int = 200_000, seed: int = 1) -> dict[str, Any]:
+def bench_policy(
+    policy: str, ops: int = BENCH_OPS, seed: int = 1, duration: float = BENCH_SECONDS
+) -> dict[str, Any]:
     """Time one run of the benchmark scenario; returns messages, events and seconds."""
     from capsim.runner import build
 
-    world = build(bench_scenario(policy, ops), seed)
+    world = build(bench_scenario(policy, ops, duration), seed)
     gc.collect()  # the build's garbage, and an earlier run's, are not this run's to collect
     started = time.perf_counter()
     world.run()
@@ -117,7 +128,7 @@ def bench_policy(policy: str, ops: int = 200_000, seed: int = 1) -> dict[str, An
 
 
 def run_bench(
-    policies: list[str] | None = None, ops: int = 200_000, repeat: int = 1, progress=None
+    policies: list[str] | None = None, ops: int = BENCH_OPS, repeat: int = 1, progress=None
 ) -> dict[str, Any]:
     """Benchmark each policy (default: every built-in); the median of ``repeat`` runs,
     against the median of five reference readings around them (see the module docstring)."""

@@ -40,6 +40,17 @@ def test_targets_per_policy(policy, target):
     assert bench.target_for(policy) == target
 
 
+def test_a_shorter_bench_keeps_its_load_and_its_partition_in_proportion():
+    full = bench.bench_scenario("raft")
+    short = bench.bench_scenario("raft", ops=20_000, duration=10.0)
+    # 200,000 operations over 100 s from 6 clients: 333.3 a second each; a tenth of the
+    # operations over a tenth of the time is the same load.
+    assert full.workload.rate == pytest.approx(200_000 / 600)
+    assert short.workload.rate == pytest.approx(full.workload.rate)
+    assert (full.faults[0].at, full.faults[0].duration) == (40.0, 20.0)
+    assert (short.faults[0].at, short.faults[0].duration) == (4.0, 2.0)
+
+
 def test_a_real_run_counts_messages_and_operations():
     result = bench.bench_policy("single-primary", ops=2000)
     # About 2,000 operations over 100 simulated seconds (Poisson arrivals: within 5
