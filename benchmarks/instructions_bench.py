@@ -10,18 +10,17 @@ instructions per reference callback and per delivered message (the difference be
 two sizes, so start-up, imports, the world's build and the final reads drop out), and
 their ratio. A policy's two runs keep the benchmark's load (2,000 operations per simulated
 second, a partition from 40% to 60% of the run) over ``A`` and ``B`` simulated seconds
-instead of 100, so the mix of messages is the benchmark's: fewer operations over the same
-100 s would weigh the heartbeats more. With
-``--cache`` it also simulates the caches and prints first-level data- and
-instruction-cache misses per unit: the reference loop's few objects stay in the caches,
-a policy's many do not, which is why a policy's ratio in seconds is lower than its ratio
-in instructions and differs from one machine to another.
+instead of 100, so the mix of messages is the benchmark's (fewer operations over the same
+100 s would weigh the heartbeats more). With ``--cache`` it also simulates the caches and
+prints first-level data- and instruction-cache misses per unit: the reference loop's few
+objects stay in the caches, a policy's many do not, which is why a policy's ratio in
+seconds is lower than its ratio in instructions and differs from one machine to another.
 
-Counts are the same from run to run on one build of Python and numpy (``PYTHONHASHSEED``
-is fixed), whatever else the machine is doing, so runs may go in parallel (``--jobs``).
-Each run takes about 50 times as long as without valgrind: with ``--cache`` and the
-defaults, all five built-ins took 6 minutes on a 2-vCPU machine. Figures, not a test;
-needs ``valgrind`` on the PATH.
+Counts repeat to within 0.1% from run to run on one build of Python and numpy
+(``PYTHONHASHSEED`` is fixed), whatever else the machine is doing, so runs may go in
+parallel (``--jobs``). Each run takes about 50 times as long as without valgrind: with
+``--cache`` and the defaults, all five built-ins took 9 minutes on a 2-vCPU machine.
+Figures, not a test; needs ``valgrind`` on the PATH.
 """
 
 from __future__ import annotations
