@@ -26,7 +26,9 @@ previous entry (as Raft's AppendEntries does), so its log always matches the pri
 to the end of what it accepted; it drops a conflicting suffix (entries of an earlier
 epoch the primary lost in a crash) but never an entry below its commit index; it
 acknowledges, once its disk has them, the length of the prefix it now shares with the
-primary, and commits only within that prefix. The primary counts only acknowledgements
+primary, and commits only within that prefix. A backup that fell behind (cut off by a
+partition, or restarted) is sent its backlog ``max_batch`` entries at a time, each batch as
+soon as it acknowledges the one before. The primary counts only acknowledgements
 from its current epoch, lowers a backup's count when the backup reports holding less, and
 commits what a majority holds and it has itself synced, so a committed entry survives
 any crash. A restarted primary rebuilds its state from its log, resends what the
@@ -326,6 +328,11 @@ class SinglePrimary(Node):
                 self.admit(backup)
             if length > self.next[backup]:
                 self.next[backup] = length
+            if length == self.next[backup] and length < len(self.entries):
+                # It holds everything sent to it and more is waiting: a backlog (after a
+                # partition or a restart) goes out max_batch entries at a time. Send the
+                # next batch now, not at the next tick.
+                self.send_entries(backup, length)
         else:
             # The backup's log does not match ours at the entry we sent from: it holds at
             # most `length` matching entries (its commit index). Count no more than that and

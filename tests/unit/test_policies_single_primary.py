@@ -266,3 +266,27 @@ def test_a_restarted_backup_learns_the_commit_without_new_writes():
     primary = world.cluster.node("n1", 0)
     backup = world.cluster.node("n3", 0)
     assert backup.applied == primary.applied == primary.commit > 0
+
+
+def test_a_backlog_is_sent_batch_after_batch_not_a_batch_per_tick():
+    """n5 is cut off for 4 s while about 480 writes are committed without it; after the
+    heal the primary sends it the backlog 8 entries at a time. Each batch waits only for
+    the acknowledgement of the one before (2 ms each way between zones a and b, an
+    instant disk): 60 batches in about 0.25 s, after the first retry (within 50 ms). A
+    batch per retry tick would take at least 60 x 50 ms = 3 s."""
+    scenario = make_scenario(
+        duration=8.0,
+        policy={"params": {"primary": "n1", "max_batch": 8, "retry_interval": 0.05}},
+        workload={"rate": 40, "read_fraction": 0.0},
+        faults=[{"kind": "partition", "at": 1.0, "duration": 4.0, "groups": [["n5"]]}],
+    )
+    world = build(scenario, 1)
+    world.workload.duration = 5.0  # no write after the heal: only the backlog moves
+    world.start()
+    world.engine.run(5.0)
+    primary, cut_off = world.cluster.node("n1", 0), world.cluster.node("n5", 0)
+    backlog = len(primary.entries) - len(cut_off.entries)
+    assert 400 < backlog < 600  # 3 clients x 40/s x 4 s, less what failed at n5's client
+    world.engine.run(5.4)
+    assert len(cut_off.entries) == len(primary.entries)
+    assert cut_off.applied == primary.commit == len(primary.entries)
