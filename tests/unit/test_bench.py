@@ -62,10 +62,12 @@ def test_a_real_run_counts_messages_and_operations():
 
 
 def _instructions_bench():
+    """benchmarks/instructions_bench.py, imported from its file (benchmarks/ is no package)."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "instructions_bench.py"
+    from conftest import ROOT
+
+    path = ROOT / "benchmarks" / "instructions_bench.py"
     spec = importlib.util.spec_from_file_location("instructions_bench", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
